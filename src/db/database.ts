@@ -1,0 +1,220 @@
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, PostgresDialect } from 'kysely';
+import { PGliteDialect } from 'kysely-pglite-dialect';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { redactUrl } from '../config/config.ts';
+import { acquireDataDirLock } from './data-dir-lock.ts';
+import type { Database } from './schema.ts';
+
+/** A connected database: Kysely plus what Kysely does not cover (LISTEN, probes, closing). */
+export interface DatabaseHandle {
+  readonly kind: 'postgres' | 'pglite';
+  readonly db: Kysely<Database>;
+  /** Where it is, with any password masked. */
+  readonly location: string;
+  /** Calls `onNotify` for each NOTIFY on `channel`; resolves to an unsubscribe function. */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Runs one statement in a READ ONLY transaction that is rolled back, through the extended
+   * protocol so a second statement (`; COMMIT; DROP ...`) cannot slip past the read-only guard.
+   */
+  readOnlyQuery(text: string, timeoutMs: number): Promise<QueryResultTable>;
+  /** Round-trips `SELECT 1` or rejects within `timeoutMs`, without tying up a pooled connection. */
+  ping(timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A query's column names and rows, in order. */
+export interface QueryResultTable {
+  columns: string[];
+  rows: unknown[][];
+}
+
+export interface DatabaseOptions {
+  databaseUrl: string | undefined;
+  dataDir: string;
+  poolSize: number;
+  logger?: Logger;
+}
+
+/** Counts and bigint ids come back as numbers from both drivers (they fit well under 2^53). */
+const parseInt8 = (value: string) => Number(value);
+
+/** Opens PostgreSQL when a URL is given, else the embedded PGlite under `dataDir/pglite`. */
+export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
+  return options.databaseUrl ? openPostgres(options.databaseUrl, options) : openPglite(options.dataDir);
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string, onTimeout?: () => void): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      onTimeout?.();
+      reject(new Error(`${what} did not answer within ${ms} ms`));
+    }, ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function openPostgres(url: string, options: DatabaseOptions): DatabaseHandle {
+  const types = { getTypeParser: (oid: number, format?: string) => (oid === 20 ? parseInt8 : pg.types.getTypeParser(oid, format as 'text')) };
+  const pool = new pg.Pool({ connectionString: url, max: options.poolSize, connectionTimeoutMillis: 5000, types: types as pg.CustomTypesConfig });
+  // An idle client losing its server must not crash the process; the pool replaces it.
+  pool.on('error', (err) => options.logger?.warn({ err: err.message }, 'idle database connection lost'));
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const listeners: Array<() => Promise<void>> = [];
+
+  return {
+    kind: 'postgres',
+    db,
+    location: redactUrl(url),
+    async listen(channel, onNotify) {
+      const sub = new NotificationSubscriber(url, channel, onNotify, options.logger);
+      await sub.start();
+      const stop = () => sub.stop();
+      listeners.push(stop);
+      return stop;
+    },
+    async readOnlyQuery(text, timeoutMs) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN READ ONLY');
+        await client.query(`SET LOCAL statement_timeout = ${Math.floor(timeoutMs)}`);
+        const result = await client.query({ text, rowMode: 'array', queryMode: 'extended' } as pg.QueryConfig & { queryMode: 'extended' });
+        return { columns: result.fields.map((f) => f.name), rows: result.rows as unknown[][] };
+      } finally {
+        await client.query('ROLLBACK').catch(() => {});
+        client.release();
+      }
+    },
+    async ping(timeoutMs) {
+      const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
+      const run = (async () => {
+        await client.connect();
+        await client.query('SELECT 1');
+      })();
+      run.catch(() => {});
+      try {
+        await withTimeout(run, timeoutMs, 'the database', () => {
+          // A hung server: drop the socket so nothing lingers.
+          (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+        });
+      } finally {
+        client.end().catch(() => {});
+      }
+    },
+    async close() {
+      await Promise.allSettled(listeners.map((stop) => stop()));
+      await db.destroy();
+      // Kysely ends the pool only if it used it; readOnlyQuery may have been its only user.
+      if (!pool.ended) await pool.end();
+    },
+  };
+}
+
+/**
+ * A dedicated connection holding LISTEN; reconnects with backoff when the database goes away,
+ * so wake-ups resume by themselves once it is back (callers also poll, so none is missed).
+ */
+class NotificationSubscriber {
+  private client: pg.Client | undefined;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private delayMs = 250;
+
+  constructor(
+    private readonly url: string,
+    private readonly channel: string,
+    private readonly onNotify: (payload: string) => void,
+    private readonly logger?: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    try {
+      await this.connect();
+    } catch (err) {
+      this.logger?.warn({ err: (err as Error).message, channel: this.channel }, 'LISTEN connection failed; retrying');
+      this.scheduleReconnect();
+    }
+  }
+
+  private async connect(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 5000, keepAlive: true });
+    client.on('notification', (msg) => {
+      if (msg.channel === this.channel) this.onNotify(msg.payload ?? '');
+    });
+    client.on('error', () => {
+      if (this.client === client) this.client = undefined;
+      client.end().catch(() => {});
+      this.scheduleReconnect();
+    });
+    await client.connect();
+    await client.query(`LISTEN "${this.channel.replace(/"/g, '""')}"`);
+    if (this.stopped) {
+      await client.end();
+      return;
+    }
+    this.client = client;
+    this.delayMs = 250;
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.connect().catch(() => this.scheduleReconnect());
+    }, this.delayMs);
+    this.retryTimer.unref();
+    this.delayMs = Math.min(this.delayMs * 2, 5000);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => {});
+  }
+}
+
+async function openPglite(dataDir: string): Promise<DatabaseHandle> {
+  const release = acquireDataDirLock(dataDir);
+  let pglite: PGlite;
+  try {
+    pglite = await PGlite.create(path.join(dataDir, 'pglite'), { parsers: { 20: parseInt8 } });
+  } catch (err) {
+    release();
+    throw err;
+  }
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+  return {
+    kind: 'pglite',
+    db,
+    location: `pglite:${path.join(dataDir, 'pglite')}`,
+    listen: (channel, onNotify) => pglite.listen(channel, onNotify).then((unsub) => () => unsub()),
+    async readOnlyQuery(text, timeoutMs) {
+      return pglite.transaction(async (tx) => {
+        await tx.exec(`SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = ${Math.floor(timeoutMs)}`);
+        const result = await tx.query<unknown[]>(text, [], { rowMode: 'array' });
+        await tx.rollback();
+        return { columns: result.fields.map((f) => f.name), rows: result.rows };
+      });
+    },
+    async ping(timeoutMs) {
+      await withTimeout(pglite.query('SELECT 1'), timeoutMs, 'the embedded database');
+    },
+    async close() {
+      // PGlite's WebAssembly runtime writes process.exitCode when it shuts down; keep the caller's.
+      const exitCode = process.exitCode;
+      try {
+        await db.destroy();
+        if (!pglite.closed) await pglite.close();
+      } finally {
+        process.exitCode = exitCode;
+        release();
+      }
+    },
+  };
+}

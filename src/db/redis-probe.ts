@@ -1,0 +1,40 @@
+import { Redis } from 'ioredis';
+
+/** A Redis connection used only to probe health: never queues commands while disconnected. */
+export interface RedisProbe {
+  ping(timeoutMs: number): Promise<{ latencyMs: number; maxmemoryPolicy: string | null }>;
+  close(): Promise<void>;
+}
+
+export function createRedisProbe(url: string): RedisProbe {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 2000,
+    // Keep trying in the background so health recovers by itself once Redis is back.
+    retryStrategy: (times) => Math.min(times * 200, 2000),
+  });
+  client.on('error', () => {
+    /* reported through ping() */
+  });
+  return {
+    async ping(timeoutMs) {
+      const started = performance.now();
+      const run = (async () => {
+        if (client.status === 'wait' || client.status === 'end') await client.connect();
+        await client.ping();
+        const policy = (await client.config('GET', 'maxmemory-policy').catch(() => null)) as string[] | null;
+        return { latencyMs: performance.now() - started, maxmemoryPolicy: policy?.[1] ?? null };
+      })();
+      let timer: NodeJS.Timeout;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs);
+      });
+      return Promise.race([run, timeout]).finally(() => clearTimeout(timer));
+    },
+    async close() {
+      client.disconnect();
+    },
+  };
+}

@@ -1,0 +1,43 @@
+import { createHash } from 'node:crypto';
+import { canonicalJson } from './canonical-json.ts';
+import type { ChatMessage } from './prompt-template.ts';
+import { redactUrl } from './providers/provider.ts';
+
+/**
+ * The key of a recorded provider response. Everything that can change the answer is an input
+ * (provider type, endpoint, model, rendered messages, params, seed); nothing secret is (the API key
+ * is not, and credentials in the URL are stripped), so keys can be shown and compared freely.
+ * Hashing canonical JSON makes the key independent of key order in params.
+ */
+
+export interface ResponseCacheKeyInput {
+  provider: string;
+  /** Null for providers without an endpoint (echo). */
+  baseUrl: string | null;
+  model: string;
+  messages: readonly ChatMessage[];
+  params: Record<string, unknown>;
+  seed: number;
+}
+
+/** Bumped if the key's composition ever changes, so old records are never confused with new ones. */
+const KEY_VERSION = 1;
+
+/** Hex SHA-256 of the canonical JSON of the request identity. */
+export function responseCacheKey(input: ResponseCacheKeyInput): string {
+  const identity = {
+    v: KEY_VERSION,
+    provider: input.provider,
+    base_url: input.baseUrl === null ? null : normaliseBaseUrl(input.baseUrl),
+    model: input.model,
+    messages: input.messages.map((m) => ({ role: m.role, content: m.content })),
+    params: input.params,
+    seed: input.seed,
+  };
+  return createHash('sha256').update(canonicalJson(identity), 'utf8').digest('hex');
+}
+
+/** `http://host/v1/` and `http://host/v1` are the same endpoint; credentials are never part of the key. */
+function normaliseBaseUrl(url: string): string {
+  return redactUrl(url).replace(/\/+$/, '');
+}

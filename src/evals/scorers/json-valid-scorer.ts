@@ -1,0 +1,16 @@
+import { parseJsonOutput, type JsonOutputOptions } from './json-output.ts';
+import { binary, type Scorer } from './scorer.ts';
+
+export type JsonValidScorerOptions = JsonOutputOptions;
+
+/** `json_valid`: the output parses as JSON. */
+export function jsonValidScorer(name: string, options: JsonValidScorerOptions = {}): Scorer {
+  return {
+    name,
+    type: 'json_valid',
+    async score({ output }) {
+      const parsed = parseJsonOutput(output, options);
+      return parsed.ok ? binary(true, 'output is valid JSON') : binary(false, `output is not valid JSON: ${parsed.error}`);
+    },
+  };
+}

@@ -1,0 +1,123 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { parseDuration } from '../../config/duration.ts';
+import { JOB_STATUSES, type JobStatus } from '../../db/schema.ts';
+import { validation } from '../../errors.ts';
+import type { JobService } from '../../jobs/job-service.ts';
+
+const jobSchema = z.object({
+  job_id: z.string(),
+  type: z.string(),
+  status: z.enum(JOB_STATUSES),
+  payload: z.unknown(),
+  result: z.unknown(),
+  error_message: z.string().nullable(),
+  attempts: z.number(),
+  max_attempts: z.number(),
+  priority: z.number(),
+  run_at: z.string(),
+  idempotency_key: z.string().nullable(),
+  cancel_requested_at: z.string().nullable(),
+  locked_by: z.string().nullable(),
+  lease_expires_at: z.string().nullable(),
+  progress: z.unknown(),
+  created_at: z.string(),
+  started_at: z.string().nullable(),
+  finished_at: z.string().nullable(),
+  updated_at: z.string(),
+});
+
+const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string(), error_id: z.string().optional(), details: z.record(z.string(), z.unknown()).optional() }) });
+const idParams = z.object({ id: z.string().describe('job id (UUID)') });
+
+const submitBody = z.object({
+  type: z.string().min(1).max(100).describe('a registered job type, e.g. noop or sleep'),
+  payload: z.record(z.string(), z.unknown()).optional().describe('JSON object handed to the handler'),
+  idempotency_key: z.string().min(1).max(200).optional().describe('a repeated key returns the first job instead of creating another'),
+  max_attempts: z.number().int().min(1).max(100).optional(),
+  priority: z.number().int().min(-1000).max(1000).optional().describe('higher runs first; default 0'),
+  run_at: z.string().optional().describe('ISO 8601 time before which the job does not start'),
+});
+
+/** `since` accepts a duration (`15m`, `1h`, `7d`) or an ISO 8601 time. */
+function parseSince(value: string): Date {
+  const ms = parseDuration(value);
+  if (ms !== undefined) return new Date(Date.now() - ms);
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw validation(`since: "${value}" is neither a duration like 1h or 30m nor an ISO 8601 time`, { field: 'since' });
+  return date;
+}
+
+function parseStatuses(value: string | undefined): JobStatus[] | undefined {
+  if (!value) return undefined;
+  const statuses = value.split(',').map((s) => s.trim());
+  const bad = statuses.filter((s) => !(JOB_STATUSES as readonly string[]).includes(s));
+  if (bad.length) throw validation(`status: ${bad.map((b) => `"${b}"`).join(', ')} is not a status; use ${JOB_STATUSES.join(', ')}`, { field: 'status' });
+  return statuses as JobStatus[];
+}
+
+/** The jobs API: thin handlers that parse, call the JobService and shape the reply. */
+export const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService }> = async (app, { jobs }) => {
+  const tags = ['jobs'];
+
+  app.post(
+    '/v1/jobs',
+    { schema: { tags, summary: 'Submit a job', body: submitBody, response: { 200: jobSchema, 202: jobSchema, '4xx': errorSchema } } },
+    async (request, reply) => {
+      const { job, created } = await jobs.submit(request.body);
+      if (!created) reply.header('idempotent-replayed', 'true');
+      return reply.status(created ? 202 : 200).send(job);
+    },
+  );
+
+  app.get(
+    '/v1/jobs',
+    {
+      schema: {
+        tags,
+        summary: 'List jobs, newest first',
+        querystring: z.object({
+          status: z.string().optional().describe('one status or a comma-separated list'),
+          type: z.string().optional(),
+          since: z.string().optional().describe('duration (1h) or ISO time'),
+          cursor: z.string().optional().describe('next_cursor of the previous page'),
+          limit: z.coerce.number().int().min(1).max(500).default(50),
+        }),
+        response: { 200: z.object({ jobs: z.array(jobSchema), next_cursor: z.string().nullable() }), '4xx': errorSchema },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      return jobs.list({ status: parseStatuses(q.status), type: q.type, since: q.since ? parseSince(q.since) : undefined, cursor: q.cursor, limit: q.limit });
+    },
+  );
+
+  app.get(
+    '/v1/jobs/stats',
+    {
+      schema: {
+        tags,
+        summary: "Status distribution of jobs created since `since` (the runbook's section-B query)",
+        querystring: z.object({ since: z.string().default('1h') }),
+        response: { 200: z.object({ since: z.string(), counts: z.record(z.string(), z.number()), total: z.number() }), '4xx': errorSchema },
+      },
+    },
+    async (request) => jobs.stats(Date.now() - parseSince(request.query.since).getTime()),
+  );
+
+  app.get('/v1/jobs/:id', { schema: { tags, summary: 'Get a job', params: idParams, response: { 200: jobSchema, '4xx': errorSchema } } }, async (request) =>
+    jobs.get(request.params.id),
+  );
+
+  app.post(
+    '/v1/jobs/:id/cancel',
+    { schema: { tags, summary: 'Cancel a queued job, or ask the runner of a running one to abort it', params: idParams, response: { 202: jobSchema, '4xx': errorSchema } } },
+    async (request, reply) => reply.status(202).send(await jobs.cancel(request.params.id)),
+  );
+
+  app.post(
+    '/v1/jobs/:id/retry',
+    { schema: { tags, summary: 'Queue a failed or cancelled job again', params: idParams, response: { 202: jobSchema, '4xx': errorSchema } } },
+    async (request, reply) => reply.status(202).send(await jobs.retry(request.params.id)),
+  );
+};

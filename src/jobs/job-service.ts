@@ -1,0 +1,182 @@
+import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import type { Kysely } from 'kysely';
+import { AppError, conflict, notFound, validation } from '../errors.ts';
+import { JOB_STATUSES, type Database, type JobRow, type JobStatus } from '../db/schema.ts';
+import type { Metrics } from '../obs/metrics.ts';
+import type { HandlerRegistry } from './handler-registry.ts';
+import * as store from './job-store.ts';
+
+/** A job as the API shows it. */
+export interface Job {
+  job_id: string;
+  type: string;
+  status: JobStatus;
+  payload: unknown;
+  result: unknown;
+  error_message: string | null;
+  attempts: number;
+  max_attempts: number;
+  priority: number;
+  run_at: string;
+  idempotency_key: string | null;
+  cancel_requested_at: string | null;
+  locked_by: string | null;
+  lease_expires_at: string | null;
+  progress: unknown;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  updated_at: string;
+}
+
+export interface SubmitJobInput {
+  type: string;
+  payload?: unknown;
+  idempotency_key?: string | undefined;
+  max_attempts?: number | undefined;
+  priority?: number | undefined;
+  run_at?: string | undefined;
+}
+
+export interface ListJobsInput {
+  status?: JobStatus[] | undefined;
+  type?: string | undefined;
+  since?: Date | undefined;
+  cursor?: string | undefined;
+  limit?: number | undefined;
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+/** The API shape of a row. */
+export function toJob(row: JobRow): Job {
+  return {
+    job_id: row.job_id,
+    type: row.type,
+    status: row.status,
+    payload: row.payload,
+    result: row.result ?? null,
+    error_message: row.error_message,
+    attempts: row.attempts,
+    max_attempts: row.max_attempts,
+    priority: row.priority,
+    run_at: row.run_at.toISOString(),
+    idempotency_key: row.idempotency_key,
+    cancel_requested_at: iso(row.cancel_requested_at),
+    locked_by: row.locked_by,
+    lease_expires_at: iso(row.lease_expires_at),
+    progress: row.progress ?? null,
+    created_at: row.created_at.toISOString(),
+    started_at: iso(row.started_at),
+    finished_at: iso(row.finished_at),
+    updated_at: row.updated_at.toISOString(),
+  };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Submits, reads, cancels and retries jobs; the state machine is enforced by the store's conditional updates. */
+export class JobService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly registry: HandlerRegistry,
+    private readonly metrics: Metrics,
+    private readonly limits: { payloadLimitBytes: number; defaultMaxAttempts: number },
+  ) {}
+
+  /** Validates and stores a queued job; an idempotency key already used returns the first job (`created: false`). */
+  async submit(input: SubmitJobInput): Promise<{ job: Job; created: boolean }> {
+    const handler = this.registry.get(input.type);
+    if (!handler) throw validation(`type: unknown job type "${input.type}"; known types: ${this.registry.types().join(', ')}`, { field: 'type' });
+    const payload = input.payload ?? {};
+    const size = Buffer.byteLength(JSON.stringify(payload));
+    if (size > this.limits.payloadLimitBytes) {
+      throw new AppError('PAYLOAD_TOO_LARGE', `payload: ${size} bytes is over the limit of ${this.limits.payloadLimitBytes} bytes (JOB_PAYLOAD_LIMIT_BYTES)`, { field: 'payload', limit: this.limits.payloadLimitBytes, size });
+    }
+    const parsed = handler.payloadSchema.safeParse(payload);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((i) => `payload${i.path.length ? '.' + i.path.join('.') : ''}: ${i.message}`);
+      throw validation(`invalid payload for job type ${input.type}: ${problems.join('; ')}`, { field: 'payload', problems });
+    }
+    let runAt: Date | undefined;
+    if (input.run_at !== undefined) {
+      runAt = new Date(input.run_at);
+      if (Number.isNaN(runAt.getTime())) throw validation(`run_at: "${input.run_at}" is not an ISO 8601 date-time`, { field: 'run_at' });
+    }
+    const row = await store.insertJob(this.db, {
+      jobId: randomUUID(),
+      type: input.type,
+      payload,
+      maxAttempts: input.max_attempts ?? this.limits.defaultMaxAttempts,
+      priority: input.priority ?? 0,
+      runAt,
+      idempotencyKey: input.idempotency_key,
+    });
+    if (row) {
+      this.metrics.jobsSubmitted.inc({ type: row.type });
+      return { job: toJob(row), created: true };
+    }
+    const existing = await store.findJobByIdempotencyKey(this.db, input.idempotency_key!);
+    if (!existing) throw conflict(`idempotency_key: "${input.idempotency_key}" is being used by a concurrent request; retry`);
+    if (existing.type !== input.type || !isDeepStrictEqual(existing.payload, payload)) {
+      throw conflict(`idempotency_key: "${input.idempotency_key}" was already used for a different request (job ${existing.job_id})`);
+    }
+    return { job: toJob(existing), created: false };
+  }
+
+  async get(jobId: string): Promise<Job> {
+    if (!UUID.test(jobId)) throw validation(`id: "${jobId}" is not a job id (a UUID)`, { field: 'id' });
+    const row = await store.findJob(this.db, jobId);
+    if (!row) throw notFound('job', jobId);
+    return toJob(row);
+  }
+
+  /** A page of jobs, newest first, and the cursor of the next page (null on the last). */
+  async list(input: ListJobsInput): Promise<{ jobs: Job[]; next_cursor: string | null }> {
+    const limit = input.limit ?? 50;
+    let after: { createdAt: Date; jobId: string } | undefined;
+    if (input.cursor) {
+      const jobId = Buffer.from(input.cursor, 'base64url').toString('utf8');
+      const row = UUID.test(jobId) ? await store.findJob(this.db, jobId) : undefined;
+      if (!row) throw validation('cursor: not a cursor returned by this API', { field: 'cursor' });
+      after = { createdAt: row.created_at, jobId };
+    }
+    const rows = await store.listJobs(this.db, { statuses: input.status, type: input.type, since: input.since, after, limit: limit + 1 });
+    const page = rows.slice(0, limit);
+    const next = rows.length > limit ? Buffer.from(page.at(-1)!.job_id, 'utf8').toString('base64url') : null;
+    return { jobs: page.map(toJob), next_cursor: next };
+  }
+
+  /** Cancels a queued job at once, or asks the runner holding a running one to abort it. */
+  async cancel(jobId: string): Promise<Job> {
+    await this.get(jobId);
+    const row = await store.requestCancel(this.db, jobId);
+    if (row) return toJob(row);
+    const current = await this.get(jobId);
+    throw conflict(`job ${jobId} is already ${current.status}; only queued or running jobs can be cancelled`);
+  }
+
+  /** Queues a failed or cancelled job again. */
+  async retry(jobId: string): Promise<Job> {
+    await this.get(jobId);
+    const row = await store.retryJob(this.db, jobId);
+    if (row) {
+      this.metrics.jobsSubmitted.inc({ type: row.type });
+      return toJob(row);
+    }
+    const current = await this.get(jobId);
+    throw conflict(`job ${jobId} is ${current.status}; only failed or cancelled jobs can be retried`);
+  }
+
+  /** The runbook's section-B status distribution over jobs created in the last `sinceMs`. */
+  async stats(sinceMs: number): Promise<{ since: string; counts: Record<JobStatus, number>; total: number }> {
+    const since = new Date(Date.now() - sinceMs);
+    const counts = await store.statusCounts(this.db, since);
+    return { since: since.toISOString(), counts, total: JOB_STATUSES.reduce((n, s) => n + counts[s], 0) };
+  }
+
+  types(): string[] {
+    return this.registry.types();
+  }
+}
