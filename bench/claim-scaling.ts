@@ -118,7 +118,7 @@ await runBenchmark('claim-scaling', async (resources) => {
       const usage = cpu.end();
       figures[kind].push(rate);
       const label = kind === 'empty' ? 'empty table' : `${fmt(opts.finished)} finished rows`;
-      note(`round ${round}: ${label.padEnd(22)} ${fmt(rate).padStart(7)} claims/s  (machine ${(usage.machineBusy * 100).toFixed(0)}% busy)`);
+      note(`round ${round}: ${label.padEnd(22)} ${fmt(rate).padStart(7)} claims/s  (CPU: this process ${((usage.selfSeconds / opts.queue) * 1e6).toFixed(0)} us/claim, machine ${(usage.machineBusy * 100).toFixed(0)}% busy)`);
     }
   }
 

@@ -6,6 +6,7 @@ import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import { migrateUp } from '../src/db/migrator.ts';
 import { cpuWindow } from './support/cpu.ts';
+import { WaitSampler } from './support/pg-waits.ts';
 import { readOptions } from './support/options.ts';
 import { benchPool, createBenchDatabase } from './support/postgres.ts';
 import { checkBuild, type ChildServer, JsonClient, sleep, startEvalops, tempDir } from './support/processes.ts';
@@ -25,16 +26,22 @@ const LATENCY_TARGET_MS = 20;
 
 const { values: opts, flags } = readOptions(
   'jobs-throughput.ts',
-  { jobs: 5000, clients: 10, rounds: 3, warmup: 500, 'latency-jobs': 50 },
+  { jobs: 5000, clients: 10, rounds: 3, warmup: 500, 'latency-jobs': 50, 'pool-size': 0, concurrency: 0 },
   {
     jobs: 'jobs per measurement',
     clients: 'concurrent HTTP clients / SQL clients',
     rounds: 'alternating rounds per backend',
     warmup: 'jobs each contender runs first, not counted',
     'latency-jobs': 'jobs submitted one at a time for the latency figure',
+    'pool-size': "the service's DATABASE_POOL_SIZE (0: its default)",
+    concurrency: "the service's JOB_CONCURRENCY (0: its default)",
   },
   { jobs: 1000, rounds: 1, warmup: 100, 'latency-jobs': 20 },
-  { 'skip-postgres': 'leave out the PostgreSQL part (and the latency figure)', 'skip-pglite': 'leave out the PGlite part' },
+  {
+    'skip-postgres': 'leave out the PostgreSQL part (and the latency figure)',
+    'skip-pglite': 'leave out the PGlite part',
+    'pg-waits': "diagnostic: sample what the service's PostgreSQL backends wait on during its rounds (adds load)",
+  },
 );
 
 interface Contender {
@@ -45,15 +52,43 @@ interface Contender {
 
 const timeoutFor = (n: number) => 60_000 + n * 20;
 
-/** The service as a contender: autocannon submits, `countFinished` tells when all are done. */
-function serviceContender(server: ChildServer, countFinished: () => Promise<{ succeeded: number; failed: number }>, pollMs: number): Contender {
+/** Settings passed to the service only when given (0 leaves the service's own default). */
+function serviceEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (opts['pool-size']) env.DATABASE_POOL_SIZE = String(opts['pool-size']);
+  if (opts.concurrency) env.JOB_CONCURRENCY = String(opts.concurrency);
+  return env;
+}
+
+/** Status counts of the jobs created since `since`, through the API (`GET /v1/jobs/stats`, an indexed range). */
+async function finishedSince(http: JsonClient, since: Date): Promise<{ succeeded: number; failed: number }> {
+  const res = await http.request('GET', `/v1/jobs/stats?since=${encodeURIComponent(since.toISOString())}`);
+  if (res.status !== 200) throw new Error(`GET /v1/jobs/stats answered ${res.status}: ${JSON.stringify(res.body)}`);
+  const counts = res.body.counts as Record<string, number>;
+  return { succeeded: counts.succeeded ?? 0, failed: (counts.failed ?? 0) + (counts.cancelled ?? 0) };
+}
+
+/**
+ * The service as a contender: autocannon submits `n` jobs; once the last answer is in, the newest
+ * job is watched by id (jobs are claimed oldest first) and then the count of this run's jobs is
+ * confirmed. Nothing polls while jobs are being submitted, so the measurement adds no load then.
+ */
+function serviceContender(server: ChildServer, http: JsonClient, waits?: () => WaitSampler): Contender {
   return {
     name: 'evalops',
     async run(n, counted) {
-      const before = await countFinished();
+      const since = new Date();
+      const sampler = counted ? waits?.() : undefined;
+      sampler?.start();
       const cpu = cpuWindow(server.pid);
       const started = performance.now();
-      let submitSeconds = 0;
+      const deadline = Date.now() + timeoutFor(n);
+      const checkDeadline = (what: string) => {
+        if (Date.now() > deadline) throw new Error(`${what} after ${timeoutFor(n)} ms`);
+      };
+      let answered = 0;
+      let submittedAt = 0;
+      // autocannon settles on its 1 s sampling tick; the response events give the exact time of the last answer.
       const submit = autocannon({
         url: `${server.url}/v1/jobs`,
         method: 'POST',
@@ -62,30 +97,49 @@ function serviceContender(server: ChildServer, countFinished: () => Promise<{ su
         connections: opts.clients,
         amount: n,
         timeout: 30,
-      }).then((r) => {
-        submitSeconds = (performance.now() - started) / 1000;
-        return r;
+      }) as unknown as autocannon.Instance & PromiseLike<autocannon.Result>;
+      submit.on('response', () => {
+        if (++answered === n) submittedAt = performance.now();
       });
-      const deadline = Date.now() + timeoutFor(n);
+      const result = Promise.resolve(submit);
+      result.catch(() => {});
+      while (answered < n) {
+        checkDeadline(`only ${answered} of ${n} submissions answered`);
+        await sleep(5);
+      }
+      const newest = await http.request('GET', '/v1/jobs?limit=1');
+      const newestId = String(newest.body?.jobs?.[0]?.job_id);
       for (;;) {
-        const now = await countFinished();
-        if (now.failed > before.failed) throw new Error(`${now.failed - before.failed} noop job(s) failed or were cancelled`);
-        if (now.succeeded - before.succeeded >= n) break;
-        if (Date.now() > deadline) throw new Error(`only ${now.succeeded - before.succeeded} of ${n} jobs succeeded within ${timeoutFor(n)} ms`);
-        await sleep(pollMs);
+        const job = await http.request('GET', `/v1/jobs/${newestId}`);
+        if (job.body?.status === 'succeeded') break;
+        if (job.status !== 200 || !['queued', 'running'].includes(job.body?.status)) throw new Error(`job ${newestId}: ${job.status} ${JSON.stringify(job.body)}`);
+        checkDeadline(`the newest job ${newestId} had not succeeded`);
+        await sleep(5);
+      }
+      for (;;) {
+        const now = await finishedSince(http, since);
+        if (now.failed) throw new Error(`${now.failed} noop job(s) failed or were cancelled`);
+        if (now.succeeded >= n) break;
+        checkDeadline(`only ${now.succeeded} of ${n} jobs succeeded`);
+        await sleep(20);
       }
       const seconds = (performance.now() - started) / 1000;
-      const result = await submit;
-      if (result['2xx'] !== n || result.non2xx || result.errors || result.timeouts) {
-        throw new Error(`submissions: ${result['2xx']} 2xx of ${n}, ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
-      }
       const usage = cpu.end();
+      const waitLines = (await sampler?.stop()) ?? [];
+      const r = await result;
+      if (r['2xx'] !== n || r.non2xx || r.errors || r.timeouts) {
+        throw new Error(`submissions: ${r['2xx']} 2xx of ${n}, ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`);
+      }
+      const final = await finishedSince(http, since);
+      if (final.succeeded !== n) throw new Error(`${final.succeeded} jobs succeeded since the run started, expected ${n}`);
       if (counted) {
+        const submitSeconds = (submittedAt - started) / 1000;
         note(
-          `  evalops: ${n} jobs in ${seconds.toFixed(2)} s; all submitted after ${submitSeconds.toFixed(2)} s (${fmt(n / submitSeconds)} submits/s, ` +
-            `p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms); CPU: server ${usage.pidSeconds.toFixed(2)} s ` +
+          `  evalops: ${n} jobs in ${seconds.toFixed(2)} s; last submit answered after ${submitSeconds.toFixed(2)} s (${fmt(n / submitSeconds)} submits/s, ` +
+            `p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms); CPU: server ${usage.pidSeconds.toFixed(2)} s ` +
             `(${((usage.pidSeconds / n) * 1000).toFixed(3)} ms/job), load generator ${usage.selfSeconds.toFixed(2)} s, machine ${(usage.machineBusy * 100).toFixed(0)}% busy`,
         );
+        if (waitLines.length) note(`  what the service's PostgreSQL backends were doing (average over the run):\n${waitLines.map((l) => `      ${l}`).join('\n')}`);
       }
       return n / seconds;
     },
@@ -130,9 +184,11 @@ async function postgresPart(resources: Resources, dir: string): Promise<string[]
     name: 'evalops (postgres)',
     dataDir: path.join(dir, 'pg-data'),
     logFile: path.join(dir, 'evalops-postgres.log'),
-    env: { DATABASE_URL: database.url, MIGRATE_ON_START: 'true' },
+    env: { DATABASE_URL: database.url, MIGRATE_ON_START: 'true', ...serviceEnv() },
   });
-  note(`evalops on PostgreSQL at ${server.url}, pid ${server.pid} (defaults: JOB_CONCURRENCY 10, DATABASE_POOL_SIZE 10)`);
+  note(`evalops on PostgreSQL at ${server.url}, pid ${server.pid}, settings ${JSON.stringify(serviceEnv())} (empty: its defaults)`);
+  const http = new JsonClient(server.url);
+  resources.defer('http client', () => http.close());
 
   const pool = benchPool(resources, database.url);
   for (const variant of ['minimal', 'full'] as const) {
@@ -140,20 +196,14 @@ async function postgresPart(resources: Resources, dir: string): Promise<string[]
   }
   const clients: pg.Client[] = [];
   for (let i = 0; i < opts.clients; i++) {
-    const client = new pg.Client({ connectionString: database.url, connectionTimeoutMillis: 5000 });
+    const client = new pg.Client({ connectionString: database.url, connectionTimeoutMillis: 5000, application_name: 'evalops-bench-raw' });
     client.on('error', () => {});
     await client.connect();
     resources.defer(`raw SQL client ${i}`, () => client.end());
     clients.push(client);
   }
 
-  const countFinished = async () => {
-    const { rows } = await pool.query<{ succeeded: number; failed: number }>(
-      `SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS succeeded, count(*) FILTER (WHERE status IN ('failed', 'cancelled'))::int AS failed FROM jobs`,
-    );
-    return rows[0]!;
-  };
-  const service = serviceContender(server, countFinished, 20);
+  const service = serviceContender(server, http, flags['pg-waits'] ? () => new WaitSampler(pool, database.name) : undefined);
   const minimal = rawContender('raw SQL (pg)', clients, 'bench_jobs_minimal');
   const full = rawContender('raw SQL (pg, full jobs schema)', clients, 'bench_jobs_full');
   note(`throughput: ${opts.jobs} noop jobs, ${opts.clients} clients, ${opts.rounds} round(s)`);
@@ -214,16 +264,10 @@ async function latency(server: ChildServer, pool: pg.Pool): Promise<string> {
 }
 
 async function pglitePart(resources: Resources, dir: string): Promise<string[]> {
-  const server = await startEvalops(resources, { name: 'evalops (pglite)', dataDir: path.join(dir, 'pglite-service'), logFile: path.join(dir, 'evalops-pglite.log') });
+  const server = await startEvalops(resources, { name: 'evalops (pglite)', dataDir: path.join(dir, 'pglite-service'), logFile: path.join(dir, 'evalops-pglite.log'), env: serviceEnv() });
   note(`evalops on embedded PGlite at ${server.url}, pid ${server.pid}`);
   const http = new JsonClient(server.url);
   resources.defer('http client', () => http.close());
-  const countFinished = async () => {
-    const res = await http.request('GET', '/v1/jobs/stats?since=24h');
-    if (res.status !== 200) throw new Error(`GET /v1/jobs/stats answered ${res.status}`);
-    const counts = res.body.counts as Record<string, number>;
-    return { succeeded: counts.succeeded ?? 0, failed: (counts.failed ?? 0) + (counts.cancelled ?? 0) };
-  };
 
   // The baseline's own PGlite, in this process, in a directory like the service's.
   const pglite = await PGlite.create(path.join(dir, 'pglite-raw'));
@@ -236,7 +280,7 @@ async function pglitePart(resources: Resources, dir: string): Promise<string[]> 
   }
   const clients: SqlClient[] = Array.from({ length: opts.clients }, () => ({ query: (text, params) => pglite.query(text, params) }));
 
-  const service = serviceContender(server, countFinished, 50);
+  const service = serviceContender(server, http);
   const minimal = rawContender('raw SQL (pglite in-process)', clients, 'bench_jobs_minimal');
   const full = rawContender('raw SQL (pglite, full jobs schema)', clients, 'bench_jobs_full');
   note(`throughput: ${opts.jobs} noop jobs, ${opts.clients} clients, ${opts.rounds} round(s)`);

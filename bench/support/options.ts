@@ -43,8 +43,10 @@ export function readOptions<K extends string>(
     if (isQuick && quick[n] !== undefined) values[n] = quick[n];
     const raw = parsed.values[n];
     if (raw === undefined) continue;
-    if (typeof raw !== 'string' || !/^\d+$/.test(raw) || Number(raw) < 1) {
-      console.error(`--${n}: expected a whole number >= 1, got ${JSON.stringify(raw)}\n${usage}`);
+    // An option whose default is 0 means "leave it to the service", so 0 is a valid value there.
+    const min = defaults[n] === 0 ? 0 : 1;
+    if (typeof raw !== 'string' || !/^\d+$/.test(raw) || Number(raw) < min) {
+      console.error(`--${n}: expected a whole number >= ${min}, got ${JSON.stringify(raw)}\n${usage}`);
       process.exit(2);
     }
     values[n] = Number(raw);

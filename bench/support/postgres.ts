@@ -44,7 +44,7 @@ async function adminQuery(text: string): Promise<void> {
 /** A small pool for the benchmark's own queries (counting, timestamps), closed at the end. */
 export function benchPool(resources: Resources, url: string, max = 2): pg.Pool {
   assertLoopback(url);
-  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5000 });
+  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5000, application_name: 'evalops-bench' });
   pool.on('error', () => {});
   resources.defer('bench pool', () => pool.end());
   return pool;

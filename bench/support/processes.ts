@@ -103,6 +103,8 @@ async function startChild(resources: Resources, name: string, args: string[], en
   } finally {
     closeSync(out);
   }
+  let spawnError: Error | undefined;
+  proc.on('error', (err) => (spawnError = err));
   const forget = killOnExit(() => proc.kill('SIGKILL'));
   const exited = new Promise<void>((resolve) => {
     if (proc.exitCode !== null || proc.signalCode !== null) resolve();
@@ -121,6 +123,7 @@ async function startChild(resources: Resources, name: string, args: string[], en
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (spawnError) throw new Error(`${name} could not be started: ${spawnError.message}`);
     if (proc.exitCode !== null || proc.signalCode !== null) {
       throw new Error(`${name} exited (${proc.exitCode ?? proc.signalCode}) before answering; its output:\n${tail(logFile)}`);
     }

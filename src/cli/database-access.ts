@@ -5,6 +5,8 @@ import { openDatabase, type QueryResultTable } from '../db/database.ts';
 import { type MigrateUpResult, type MigrationStatus, migrateUp, migrationStatus } from '../db/migrator.ts';
 import { type ServerInfo, serverInfoPath } from '../http/server.ts';
 import { CliError, EXIT } from './exit-codes.ts';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.ts';
 
 /** What CLI commands do with the database, wherever it is. */
 export interface DatabaseAccess {
@@ -14,6 +16,10 @@ export interface DatabaseAccess {
   query(text: string, timeoutMs: number): Promise<QueryResultTable>;
   migrationStatus(): Promise<MigrationStatus>;
   migrateUp(): Promise<MigrateUpResult>;
+  /** Direct access only: the database itself (apikey and limits commands use it). */
+  readonly db?: Kysely<Database>;
+  /** Through the server only: one of its token-authenticated /local routes. */
+  callLocal?<T>(method: string, route: string, body?: unknown, headers?: Record<string, string>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -36,6 +42,7 @@ export async function openDatabaseAccess(config: Config): Promise<DatabaseAccess
       query: (text, timeoutMs) => database.readOnlyQuery(text, timeoutMs),
       migrationStatus: () => migrationStatus(database.db),
       migrateUp: () => migrateUp(database.db),
+      db: database.db,
       close: () => database.close(),
     };
   } catch (err) {
@@ -52,12 +59,12 @@ async function viaServer(config: Config, locked: DataDirLockedError): Promise<Da
   const info = JSON.parse(readFileSync(file, 'utf8')) as ServerInfo;
   if (info.pid !== lockHolder(config.dataDir)) throw noServer(`${file} belongs to another process (${info.pid})`);
 
-  const call = async <T>(method: string, route: string, body?: unknown): Promise<T> => {
+  const call = async <T>(method: string, route: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> => {
     let res: Response;
     try {
       res = await fetch(`${info.url}${route}`, {
         method,
-        headers: { authorization: `Bearer ${info.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        headers: { ...headers, authorization: `Bearer ${info.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
         ...(body ? { body: JSON.stringify(body) } : {}),
         signal: AbortSignal.timeout(120_000),
       });
@@ -82,6 +89,7 @@ async function viaServer(config: Config, locked: DataDirLockedError): Promise<Da
       const r = await call<{ applied: string[]; error: string | null; failed: string | null }>('POST', '/local/migrations/up');
       return { applied: r.applied, ...(r.error ? { error: new Error(r.error) } : {}), ...(r.failed ? { failed: r.failed } : {}) };
     },
+    callLocal: call,
     close: async () => {},
   };
 }

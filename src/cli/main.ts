@@ -7,6 +7,17 @@ import { registerJobsCommands } from './commands/jobs-commands.ts';
 import { registerMigrateCommands } from './commands/migrate-commands.ts';
 import { registerServeCommand } from './commands/serve-command.ts';
 import { registerSqlCommand } from './commands/sql-command.ts';
+import { registerQueueCommands } from './commands/queue-commands.ts';
+import { registerWorkerCommand } from './commands/worker-command.ts';
+import { registerWorkersCommands } from './commands/workers-commands.ts';
+import { registerDatasetCommands } from './commands/dataset-commands.ts';
+import { registerEvalCommands } from './commands/eval-commands.ts';
+import { registerPromptCommands } from './commands/prompt-commands.ts';
+import { registerApiKeyCommands } from './commands/apikey-commands.ts';
+import { registerLimitsCommands } from './commands/limits-commands.ts';
+import { registerSloCommands } from './commands/slo-commands.ts';
+import { registerDoctorCommand } from './commands/doctor-commands.ts';
+import { registerIncidentCommands } from './commands/incident-commands.ts';
 
 const program = new Command()
   .name('evalops')
@@ -20,6 +31,17 @@ registerConfigCommand(program);
 registerMigrateCommands(program);
 registerSqlCommand(program);
 registerJobsCommands(program);
+registerWorkerCommand(program);
+registerWorkersCommands(program);
+registerQueueCommands(program);
+registerPromptCommands(program);
+registerDatasetCommands(program);
+registerEvalCommands(program);
+registerApiKeyCommands(program);
+registerLimitsCommands(program);
+registerDoctorCommand(program);
+registerSloCommands(program);
+registerIncidentCommands(program);
 
 try {
   await program.parseAsync(process.argv);

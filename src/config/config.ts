@@ -2,7 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 
 /** Job runner implementations selectable with JOB_RUNNER_MODE. */
-export const RUNNER_MODES = ['inprocess'] as const;
+export const RUNNER_MODES = ['inprocess', 'queue'] as const;
 export type RunnerMode = (typeof RUNNER_MODES)[number];
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -62,7 +62,64 @@ const envSchema = z.object({
   HEALTH_PROBE_TIMEOUT_MS: intFromEnv(50, 60_000).default(1500),
   /** A queued job older than this makes background_tasks degraded. */
   HEALTH_QUEUE_AGE_DEGRADED_MS: intFromEnv(1000, 86_400_000).default(300_000),
+  /** MLflow tracking server; finished evaluation runs are published there when set. */
+  MLFLOW_TRACKING_URI: urlFromEnv(['http', 'https']).optional(),
+  MLFLOW_TRACKING_TOKEN: z.string().optional(),
+  MLFLOW_TRACKING_USERNAME: z.string().optional(),
+  MLFLOW_TRACKING_PASSWORD: z.string().optional(),
+  MLFLOW_EXPERIMENT_NAME: z.string().min(1).max(500).default('evalops'),
+  /** Largest dataset upload; uploads stream to disk, so this bounds disk use, not memory. */
+  DATASET_UPLOAD_LIMIT_BYTES: intFromEnv(1024, 64 * 1024 ** 3).default(1024 ** 3),
+  /** An evaluation run still going after this long is aborted and fails. */
+  EVAL_RUN_TIMEOUT_MS: intFromEnv(1000, 7 * 86_400_000).default(86_400_000),
+  /** Queue mode: prefix of every Redis key of the BullMQ queues and the worker registry (one per deployment). */
+  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'accepts 1 to 64 letters, digits, _ . or -' }).default('evalops'),
+  /** Queue mode: how often the API checks that BullMQ holds every queued row, and re-enqueues those it lacks. */
+  QUEUE_RECONCILE_MS: intFromEnv(100, 600_000).default(5000),
+  /** Access control (src/http/auth.ts): serve without API keys even beyond loopback. Explicit on purpose. */
+  AUTH_DISABLED: boolFromEnv.default(false),
+  /** How long a process trusts its cached view of a key when a change notification was lost (NOTIFY makes changes immediate). */
+  AUTH_CACHE_TTL_MS: intFromEnv(0, 60_000).default(2000),
+  /** When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: z.string().min(16, { message: 'accepts a token of at least 16 characters' }).max(512).optional(),
+  /** Origins allowed to call the API from a browser; unset means no CORS headers at all. */
+  CORS_ORIGINS: z
+    .string()
+    .refine((v) => v.split(',').every((o) => o.trim() === '*' || /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(o.trim())), {
+      message: 'accepts * or a comma-separated list of origins like https://app.example.com',
+    })
+    .optional(),
+  /** Behind a reverse proxy: whose X-Forwarded-For to believe, so per-IP limits see the real client. */
+  TRUST_PROXY: z
+    .string()
+    .refine((v) => /^(true|false|\d{1,2})$/.test(v) || v.split(',').every((a) => /^[0-9A-Fa-f.:]+(\/\d{1,3})?$/.test(a.trim())), {
+      message: 'accepts true, false, a number of proxy hops, or a comma-separated list of proxy addresses/CIDRs',
+    })
+    .optional(),
+  /** Default budgets per key (per IP when anonymous) per minute; `evalops limits set` overrides them at runtime. 0 = unlimited. */
+  RATE_LIMIT_READ_PER_MINUTE: intFromEnv(0, 1_000_000_000).default(3000),
+  RATE_LIMIT_WRITE_PER_MINUTE: intFromEnv(0, 1_000_000_000).default(600),
+  /** Fallback poll of the runtime limits table (NOTIFY makes changes immediate). */
+  LIMITS_REFRESH_MS: intFromEnv(100, 600_000).default(5000),
+  /** Most cases (after sampling) one evaluation run may have; 0 = unlimited. */
+  EVAL_MAX_CASES_PER_RUN: intFromEnv(0, 1_000_000_000).default(100_000),
+  /** Most evaluation runs queued or running at once; 0 = unlimited. */
+  EVAL_MAX_CONCURRENT_RUNS: intFromEnv(0, 100_000).default(10),
+  /** Load shedding: answer 503 when the event loop lags more than this (ms, mean over a second); 0 = off. */
+  LOAD_SHED_EVENT_LOOP_DELAY_MS: intFromEnv(0, 60_000).default(2000),
+  /** Load shedding: answer 503 when the V8 heap is above this percentage of its limit; 0 = off. */
+  LOAD_SHED_HEAP_PERCENT: intFromEnv(0, 100).default(95),
+  /** slo.yaml read by `evalops slo`, `GET /v1/slo`, `evalops slo rules` and `evalops doctor`; unset = the built-in defaults. */
+  SLO_CONFIG: z.string().min(1).optional(),
+  /** How often each API process writes its per-minute request counts (the availability SLI) to the database. */
+  SLI_FLUSH_MS: intFromEnv(100, 60_000).default(10_000),
 });
+
+/** Variables whose values are never echoed, not even in a configuration error. */
+const SECRET_VARIABLES = new Set(['METRICS_TOKEN', 'MLFLOW_TRACKING_TOKEN', 'MLFLOW_TRACKING_PASSWORD']);
+
+/** Every variable name loadConfig reads (docs/configuration.md lists each; a test keeps them in step). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
 
 /** Resolved, frozen configuration used by the code. */
 export interface Config {
@@ -88,6 +145,34 @@ export interface Config {
   readonly bodyLimitBytes: number;
   readonly shutdownGraceMs: number;
   readonly health: { readonly probeTimeoutMs: number; readonly queueAgeDegradedMs: number };
+  /** Queue mode (BullMQ on REDIS_URL). */
+  readonly queue: { readonly prefix: string; readonly reconcileMs: number };
+  readonly evals: { readonly datasetUploadLimitBytes: number; readonly runTimeoutMs: number };
+  /** Undefined when MLFLOW_TRACKING_URI is unset (runs are not published). */
+  readonly mlflow:
+    | { readonly trackingUri: string; readonly token: string | undefined; readonly username: string | undefined; readonly password: string | undefined; readonly experimentName: string }
+    | undefined;
+  /** API keys, /metrics token, CORS (src/http/auth.ts, src/http/security.ts). */
+  readonly access: {
+    readonly authDisabled: boolean;
+    readonly authCacheTtlMs: number;
+    readonly metricsToken: string | undefined;
+    /** Undefined: CORS off. */
+    readonly corsOrigins: readonly string[] | undefined;
+    /** Fastify's trustProxy: false (the socket's address is the client), true, a hop count or proxy addresses. */
+    readonly trustProxy: boolean | number | string[];
+  };
+  /** Defaults of the runtime limits (src/ops/runtime-limits.ts); the runtime_limits table overrides them. */
+  readonly limits: {
+    readonly readPerMinute: number;
+    readonly writePerMinute: number;
+    readonly refreshMs: number;
+    readonly evalMaxCasesPerRun: number;
+    readonly evalMaxConcurrentRuns: number;
+  };
+  readonly loadShedding: { readonly eventLoopDelayMs: number; readonly heapPercent: number };
+  /** SLOs (src/obs/slo-config.ts) and the measured availability SLI (src/obs/request-counter.ts). */
+  readonly slo: { readonly configPath: string | undefined; readonly flushMs: number };
 }
 
 /** Thrown when the environment is invalid; `problems` has one line per variable. */
@@ -110,7 +195,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
       const name = String(issue.path[0] ?? '?');
-      const shown = name in cleaned ? ` (got ${JSON.stringify(redactUrl(cleaned[name]!))})` : '';
+      const shown = name in cleaned && !SECRET_VARIABLES.has(name) ? ` (got ${JSON.stringify(redactUrl(cleaned[name]!))})` : '';
       return `${name}: ${issue.message}${shown}`;
     });
     throw new ConfigError(problems);
@@ -118,6 +203,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   const problems: string[] = [];
   if (e.JOB_RETRY_MAX_MS < e.JOB_RETRY_BASE_MS) problems.push('JOB_RETRY_MAX_MS: must be at least JOB_RETRY_BASE_MS');
+  if (e.JOB_RUNNER_MODE === 'queue' && !e.REDIS_URL) problems.push('REDIS_URL: required when JOB_RUNNER_MODE=queue (the Redis that carries jobs to `evalops worker` processes)');
+  if (e.JOB_RUNNER_MODE === 'queue' && !e.DATABASE_URL) problems.push('DATABASE_URL: required when JOB_RUNNER_MODE=queue (a PostgreSQL URL: the embedded PGlite admits one process, so workers could not share it)');
   if (problems.length) throw new ConfigError(problems);
 
   return Object.freeze({
@@ -144,7 +231,41 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     health: Object.freeze({ probeTimeoutMs: e.HEALTH_PROBE_TIMEOUT_MS, queueAgeDegradedMs: e.HEALTH_QUEUE_AGE_DEGRADED_MS }),
+    queue: Object.freeze({ prefix: e.QUEUE_PREFIX, reconcileMs: e.QUEUE_RECONCILE_MS }),
+    evals: Object.freeze({ datasetUploadLimitBytes: e.DATASET_UPLOAD_LIMIT_BYTES, runTimeoutMs: e.EVAL_RUN_TIMEOUT_MS }),
+    mlflow: e.MLFLOW_TRACKING_URI
+      ? Object.freeze({
+          trackingUri: e.MLFLOW_TRACKING_URI,
+          token: e.MLFLOW_TRACKING_TOKEN,
+          username: e.MLFLOW_TRACKING_USERNAME,
+          password: e.MLFLOW_TRACKING_PASSWORD,
+          experimentName: e.MLFLOW_EXPERIMENT_NAME,
+        })
+      : undefined,
+    access: Object.freeze({
+      authDisabled: e.AUTH_DISABLED,
+      authCacheTtlMs: e.AUTH_CACHE_TTL_MS,
+      metricsToken: e.METRICS_TOKEN,
+      corsOrigins: e.CORS_ORIGINS ? Object.freeze(e.CORS_ORIGINS.split(',').map((o) => o.trim())) : undefined,
+      trustProxy: parseTrustProxy(e.TRUST_PROXY),
+    }),
+    limits: Object.freeze({
+      readPerMinute: e.RATE_LIMIT_READ_PER_MINUTE,
+      writePerMinute: e.RATE_LIMIT_WRITE_PER_MINUTE,
+      refreshMs: e.LIMITS_REFRESH_MS,
+      evalMaxCasesPerRun: e.EVAL_MAX_CASES_PER_RUN,
+      evalMaxConcurrentRuns: e.EVAL_MAX_CONCURRENT_RUNS,
+    }),
+    loadShedding: Object.freeze({ eventLoopDelayMs: e.LOAD_SHED_EVENT_LOOP_DELAY_MS, heapPercent: e.LOAD_SHED_HEAP_PERCENT }),
+    slo: Object.freeze({ configPath: e.SLO_CONFIG ? path.resolve(e.SLO_CONFIG) : undefined, flushMs: e.SLI_FLUSH_MS }),
   });
+}
+
+function parseTrustProxy(value: string | undefined): boolean | number | string[] {
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  if (/^\d+$/.test(value)) return Number(value);
+  return value.split(',').map((a) => a.trim());
 }
 
 /** Masks the password (and a bare token in the user part) of a URL; non-URLs pass through. */
@@ -184,5 +305,28 @@ export function describeConfig(config: Config): Record<string, string | number |
     SHUTDOWN_GRACE_MS: config.shutdownGraceMs,
     HEALTH_PROBE_TIMEOUT_MS: config.health.probeTimeoutMs,
     HEALTH_QUEUE_AGE_DEGRADED_MS: config.health.queueAgeDegradedMs,
+    MLFLOW_TRACKING_URI: config.mlflow ? redactUrl(config.mlflow.trackingUri) : null,
+    MLFLOW_TRACKING_TOKEN: config.mlflow?.token ? '***' : null,
+    MLFLOW_TRACKING_USERNAME: config.mlflow?.username ?? null,
+    MLFLOW_TRACKING_PASSWORD: config.mlflow?.password ? '***' : null,
+    MLFLOW_EXPERIMENT_NAME: config.mlflow?.experimentName ?? null,
+    DATASET_UPLOAD_LIMIT_BYTES: config.evals.datasetUploadLimitBytes,
+    EVAL_RUN_TIMEOUT_MS: config.evals.runTimeoutMs,
+    QUEUE_PREFIX: config.queue.prefix,
+    QUEUE_RECONCILE_MS: config.queue.reconcileMs,
+    AUTH_DISABLED: config.access.authDisabled,
+    AUTH_CACHE_TTL_MS: config.access.authCacheTtlMs,
+    METRICS_TOKEN: config.access.metricsToken ? '***' : null,
+    CORS_ORIGINS: config.access.corsOrigins ? config.access.corsOrigins.join(',') : null,
+    TRUST_PROXY: Array.isArray(config.access.trustProxy) ? config.access.trustProxy.join(',') : config.access.trustProxy,
+    RATE_LIMIT_READ_PER_MINUTE: config.limits.readPerMinute,
+    RATE_LIMIT_WRITE_PER_MINUTE: config.limits.writePerMinute,
+    LIMITS_REFRESH_MS: config.limits.refreshMs,
+    EVAL_MAX_CASES_PER_RUN: config.limits.evalMaxCasesPerRun,
+    EVAL_MAX_CONCURRENT_RUNS: config.limits.evalMaxConcurrentRuns,
+    LOAD_SHED_EVENT_LOOP_DELAY_MS: config.loadShedding.eventLoopDelayMs,
+    LOAD_SHED_HEAP_PERCENT: config.loadShedding.heapPercent,
+    SLO_CONFIG: config.slo.configPath ?? null,
+    SLI_FLUSH_MS: config.slo.flushMs,
   };
 }

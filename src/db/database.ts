@@ -47,7 +47,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
   return options.databaseUrl ? openPostgres(options.databaseUrl, options) : openPglite(options.dataDir);
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string, onTimeout?: () => void): Promise<T> {
+/** Rejects with `<what> did not answer within <ms> ms` unless `promise` settles first. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string, onTimeout?: () => void): Promise<T> {
   let timer: NodeJS.Timeout;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -63,6 +64,9 @@ function openPostgres(url: string, options: DatabaseOptions): DatabaseHandle {
   const pool = new pg.Pool({ connectionString: url, max: options.poolSize, connectionTimeoutMillis: 5000, types: types as pg.CustomTypesConfig });
   // An idle client losing its server must not crash the process; the pool replaces it.
   pool.on('error', (err) => options.logger?.warn({ err: err.message }, 'idle database connection lost'));
+  // A checked-out client has no pool listener; a socket dying between its queries would otherwise be
+  // an uncaught exception. The pool discards the broken client when it is released.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const listeners: Array<() => Promise<void>> = [];
 
@@ -90,7 +94,9 @@ function openPostgres(url: string, options: DatabaseOptions): DatabaseHandle {
       }
     },
     async ping(timeoutMs) {
-      const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
+      const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs + 1000 });
+      // A connection dropped after the probe gave up must not become an uncaught exception.
+      client.on('error', () => {});
       const run = (async () => {
         await client.connect();
         await client.query('SELECT 1');

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { withTimeout } from './database.ts';
 
 /** A Redis connection used only to probe health: never queues commands while disconnected. */
 export interface RedisProbe {
@@ -27,11 +28,7 @@ export function createRedisProbe(url: string): RedisProbe {
         const policy = (await client.config('GET', 'maxmemory-policy').catch(() => null)) as string[] | null;
         return { latencyMs: performance.now() - started, maxmemoryPolicy: policy?.[1] ?? null };
       })();
-      let timer: NodeJS.Timeout;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs);
-      });
-      return Promise.race([run, timeout]).finally(() => clearTimeout(timer));
+      return withTimeout(run, timeoutMs, 'Redis');
     },
     async close() {
       client.disconnect();

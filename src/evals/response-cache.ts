@@ -23,11 +23,27 @@ export interface RecordedResponse {
   output: string;
   tokens: CompletionResult['tokens'];
   latencyMs: number;
+  /** Who answered; informational (stores may keep it beside the key). */
+  provider?: string;
+  model?: string;
+}
+
+/** A request that failed in live mode, kept so that a replay fails the case with the same sentence. */
+export interface RecordedFailure {
+  error: string;
+  provider?: string;
+  model?: string;
 }
 
 export interface ResponseStore {
   get(key: string): Promise<RecordedResponse | undefined>;
   put(key: string, response: RecordedResponse): Promise<void>;
+  /**
+   * Optional: stores that implement these record failed requests too. A recorded failure never
+   * answers in live mode (the provider is asked again) and never replaces a recorded answer.
+   */
+  getFailure?(key: string): Promise<RecordedFailure | undefined>;
+  putFailure?(key: string, failure: RecordedFailure): Promise<void>;
 }
 
 export interface CachedCompletionResult extends CompletionResult {
@@ -65,14 +81,25 @@ export function withResponseCache(
         return { output: recorded.output, tokens: recorded.tokens, latencyMs: recorded.latencyMs, cached: true, cacheKey: key };
       }
       if (mode === 'replay') {
+        const failure = await store.getFailure?.(key);
+        if (failure !== undefined) throw new ProviderError(failure.error, { retryable: false });
         throw new ProviderError(
           `replay: no recorded response for this case (provider ${description.type}, model ${request.model}, ` +
             `seed ${request.seed}, key ${key.slice(0, 12)}); run it once in live mode to record it`,
           { retryable: false },
         );
       }
-      const result = await provider.complete(request, options);
-      await store.put(key, { output: result.output, tokens: result.tokens, latencyMs: result.latencyMs });
+      let result: CompletionResult;
+      try {
+        result = await provider.complete(request, options);
+      } catch (error) {
+        // Aborts (cancellation, shutdown) say nothing about the request: only endpoint failures are kept.
+        if (error instanceof ProviderError && store.putFailure !== undefined && !options?.signal?.aborted) {
+          await store.putFailure(key, { error: error.message, provider: description.type, model: request.model });
+        }
+        throw error;
+      }
+      await store.put(key, { output: result.output, tokens: result.tokens, latencyMs: result.latencyMs, provider: description.type, model: request.model });
       return { ...result, cached: false, cacheKey: key };
     },
   };

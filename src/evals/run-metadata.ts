@@ -49,9 +49,11 @@ export const RUN_METADATA_SCHEMA = {
       properties: {
         type: { type: 'string', minLength: 1 },
         base_url: {
-          description: 'Endpoint URL without credentials.',
+          description: 'Endpoint URL without credentials; null for providers without an endpoint (echo).',
           type: ['string', 'null'],
-          not: { pattern: '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@' },
+          // `not` alone would also reject null (a pattern ignores non-strings, so `not` of it fails).
+          if: { type: 'string' },
+          then: { not: { pattern: '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@' } },
         },
       },
     },
@@ -131,7 +133,8 @@ function validator(): ReturnType<Ajv2020['compile']> {
 export function validateRunMetadata(value: unknown): RunMetadataValidation {
   const validate = validator();
   if (validate(value)) return { ok: true };
-  const errors = (validate.errors ?? []).map(describeError);
+  // An `if` failure only repeats the specific error of its `then` branch.
+  const errors = (validate.errors ?? []).filter((e) => e.keyword !== 'if').map(describeError);
   return { ok: false, errors: [...new Set(errors)] };
 }
 

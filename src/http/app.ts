@@ -11,12 +11,25 @@ import type { JobRunner } from '../jobs/job-runner.ts';
 import type { JobService } from '../jobs/job-service.ts';
 import type { Logger } from '../obs/logger.ts';
 import type { Metrics } from '../obs/metrics.ts';
-import { registerErrorHandling } from './error-handler.ts';
+import { frameworkErrorHandler, registerErrorHandling } from './error-handler.ts';
 import { registerRequestObserver } from './request-observer.ts';
+import type { SloConfig } from '../obs/slo-config.ts';
+import type { RequestCounter } from '../obs/request-counter.ts';
+import { IncidentService } from '../ops/incident-service.ts';
+import { sloRoutes } from './routes/slo-routes.ts';
+import { localIncidentRoutes } from './routes/incident-local-routes.ts';
 import { healthRoutes } from './routes/health-routes.ts';
 import { jobRoutes } from './routes/job-routes.ts';
 import { localAdminRoutes } from './routes/local-admin-routes.ts';
 import { metricsRoutes } from './routes/metrics-routes.ts';
+import type { EvalServices } from '../evals/eval-services.ts';
+import { datasetRoutes } from './routes/dataset-routes.ts';
+import { evaluationRoutes } from './routes/evaluation-routes.ts';
+import { promptRoutes } from './routes/prompt-routes.ts';
+import type { AccessControl } from './access-control.ts';
+import { registerAuth, requestActor } from './auth.ts';
+import { accessAdminRoutes, localAccessRoutes } from './routes/admin-routes.ts';
+import { registerSecurity } from './security.ts';
 
 export interface AppDeps {
   config: Config;
@@ -26,12 +39,24 @@ export interface AppDeps {
   redis: RedisProbe | undefined;
   runner: JobRunner;
   jobs: JobService;
+  /** Prompts, datasets and evaluation runs; their routes are registered when given. */
+  evals?: EvalServices | undefined;
   /** Enables the CLI's local admin routes (embedded database only). */
   localToken?: string | undefined;
+  /** API keys, runtime limits, rate-limit store (src/http/access-control.ts). */
+  access: AccessControl;
   startedAt: number;
+  /** SLO definitions and this process's request counter (the measured availability SLI): GET /v1/slo, incidents. */
+  slo?: { config: SloConfig; counter: RequestCounter } | undefined;
 }
 
+/** Bound on the SLO and incident figures' queries (they scan up to the SLO's 28 days). */
+const SLO_QUERY_TIMEOUT_MS = 15_000;
+
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/** A hop count means: trust that many proxies nearest to us (Fastify's types take it as a function). */
+const trustProxyOption = (value: boolean | number | string[]) => (typeof value === 'number' ? (_address: string, hop: number) => hop < value : value);
 
 /** Builds the Fastify app; listening and shutdown belong to the caller. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -45,22 +70,28 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     bodyLimit: deps.config.bodyLimitBytes,
+    trustProxy: trustProxyOption(deps.config.access.trustProxy),
     return503OnClosing: true,
+    frameworkErrors: frameworkErrorHandler,
     forceCloseConnections: 'idle',
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
-  registerRequestObserver(app, deps.metrics);
-  app.addHook('onSend', async (request, reply) => {
+  registerRequestObserver(app, deps.metrics, deps.slo?.counter);
+  // Before any route: they see every route as it is registered (access rule, load-shedding exemption).
+  await registerSecurity(app, { config: deps.config, limits: deps.access.limits });
+  await registerAuth(app, { config: deps.config, logger: deps.logger, keys: deps.access.keys, limits: deps.access.limits, redis: deps.access.rateLimitRedis });
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    done();
   });
 
   await app.register(swagger, {
     openapi: {
       info: { title: 'evalops', version: EVALOPS_VERSION, description: 'Background jobs and reproducible LLM evaluations, operated by a runbook.' },
-      tags: [{ name: 'health' }, { name: 'jobs' }],
+      tags: [{ name: 'health' }, { name: 'jobs' }, { name: 'prompts' }, { name: 'datasets' }, { name: 'evaluations' }, { name: 'admin' }],
     },
     transform: jsonSchemaTransform,
   });
@@ -69,6 +100,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, { deps: { config: deps.config, database: deps.database, redis: deps.redis, runner: deps.runner, startedAt: deps.startedAt } });
   await app.register(metricsRoutes, { metrics: deps.metrics });
   await app.register(jobRoutes, { jobs: deps.jobs });
+  if (deps.evals) {
+    await app.register(promptRoutes, { prompts: deps.evals.prompts });
+    await app.register(datasetRoutes, { datasets: deps.evals.datasets, uploadLimitBytes: deps.evals.uploadLimitBytes });
+    await app.register(evaluationRoutes, { evaluations: deps.evals.evaluations });
+  }
+  await app.register(accessAdminRoutes, { prefix: '/v1/admin', admin: deps.access.admin, actorOf: requestActor });
   if (deps.localToken) await app.register(localAdminRoutes, { database: deps.database, token: deps.localToken });
+  if (deps.localToken) await app.register(localAccessRoutes, { prefix: '/local', admin: deps.access.admin, token: deps.localToken });
+  if (deps.slo) {
+    const read = (text: string) => deps.database.readOnlyQuery(text, SLO_QUERY_TIMEOUT_MS);
+    await app.register(sloRoutes, { deps: { slo: deps.slo.config, read } });
+    if (deps.localToken) await app.register(localIncidentRoutes, { incidents: new IncidentService({ db: deps.database.db, read, slo: deps.slo.config }), token: deps.localToken });
+  }
   return app;
 }

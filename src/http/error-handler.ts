@@ -30,6 +30,10 @@ export function registerErrorHandling(app: FastifyInstance): void {
       });
       return reply.status(400).send(body('VALIDATION', problems.join('; '), { problems }));
     }
+    // A PostgreSQL data exception (class 22: a value that does not fit its column) is the input's fault.
+    if (typeof err.code === 'string' && /^22[0-9A-Z]{3}$/.test(err.code) && typeof (err as { severity?: unknown }).severity === 'string') {
+      return reply.status(400).send(body('VALIDATION', `a value in the request cannot be stored: ${err.message}`));
+    }
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) {
       const code = FASTIFY_CODES[status] ?? 'VALIDATION';
@@ -47,6 +51,12 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {
     reply.status(404).send(body('NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`));
   });
+}
+
+/** Errors Fastify answers before routing (a malformed URL): the same body as every other error. */
+export function frameworkErrorHandler(err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+  reply.status(status).send(body(FASTIFY_CODES[status] ?? 'VALIDATION', `url: ${err.code === 'FST_ERR_BAD_URL' ? 'not a valid URL (malformed percent-encoding)' : err.message}`));
 }
 
 function describeClientError(err: FastifyError): string {

@@ -9,6 +9,9 @@ import { type Completion, completeJobs, finishJob, requeueJob, setProgress } fro
 /** Why a running job's signal was aborted. */
 export type AbortKind = 'cancelled' | 'timeout' | 'lease-lost' | 'shutdown';
 
+/** What became of one held job: its row's new status, or `lost` when the row was left to lease recovery. */
+export type ExecutionOutcome = 'succeeded' | 'failed' | 'cancelled' | 'retry' | 'handed-back' | 'lost';
+
 export class JobAbortedError extends Error {
   constructor(
     readonly kind: AbortKind,
@@ -27,6 +30,11 @@ export interface ExecutorOptions {
   metrics: Metrics;
   retryBaseMs: number;
   retryMaxMs: number;
+  /**
+   * How batched completions reach the table. @defaultValue completeJobs. Queue workers pass a writer
+   * that shares one statement with their claims.
+   */
+  writeCompletions?: (batch: Completion[]) => Promise<unknown>;
 }
 
 const PROGRESS_INTERVAL_MS = 500;
@@ -37,7 +45,7 @@ const PROGRESS_INTERVAL_MS = 500;
  */
 export class JobExecutor {
   private readonly active = new Map<string, AbortController>();
-  private readonly completions = new CompletionBatcher((batch) => completeJobs(this.options.db, this.options.workerId, batch));
+  private readonly completions = new CompletionBatcher((batch) => (this.options.writeCompletions ?? ((b) => completeJobs(this.options.db, this.options.workerId, b)))(batch));
 
   constructor(private readonly options: ExecutorOptions) {}
 
@@ -61,8 +69,8 @@ export class JobExecutor {
     for (const id of this.active.keys()) this.abort(id, kind, message);
   }
 
-  /** Runs one held job to its recorded outcome; never throws. */
-  async execute(job: JobRow): Promise<void> {
+  /** Runs one held job to its recorded outcome, and says which; never throws. */
+  async execute(job: JobRow): Promise<ExecutionOutcome> {
     const { db, workerId, registry, metrics } = this.options;
     const log = this.options.logger.child({ job_id: job.job_id, type: job.type, attempt: job.attempts });
     const controller = new AbortController();
@@ -72,7 +80,7 @@ export class JobExecutor {
     const timer = setTimeout(() => this.abort(job.job_id, 'timeout', `timed out after ${timeoutMs} ms`), timeoutMs);
     const started = performance.now();
     let progress: ProgressWriter | undefined;
-    let outcome: 'succeeded' | 'failed' | 'cancelled' | 'retry' | 'handed-back' | 'lost' = 'failed';
+    let outcome: ExecutionOutcome = 'failed';
     try {
       if (!handler) throw new UnrecoverableJobError(`no handler for job type ${job.type} in this process (known: ${registry.types().join(', ')})`);
       if (job.cancel_requested_at) throw new JobAbortedError('cancelled', 'cancelled before it started');
@@ -95,9 +103,10 @@ export class JobExecutor {
       metrics.jobDuration.observe({ type: job.type, status: outcome }, seconds);
       if (outcome === 'succeeded' || outcome === 'failed' || outcome === 'cancelled') metrics.jobsFinished.inc({ type: job.type, status: outcome });
     }
+    return outcome;
   }
 
-  private async recordFailure(job: JobRow, reason: Error, caught: unknown, log: Logger): Promise<'failed' | 'cancelled' | 'retry' | 'handed-back' | 'lost'> {
+  private async recordFailure(job: JobRow, reason: Error, caught: unknown, log: Logger): Promise<Exclude<ExecutionOutcome, 'succeeded'>> {
     const { db, workerId } = this.options;
     const kind = reason instanceof JobAbortedError ? reason.kind : undefined;
     try {

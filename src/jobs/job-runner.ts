@@ -21,4 +21,17 @@ export interface JobRunner {
   /** Stops taking jobs; running ones get `graceMs` to finish, then are aborted and handed back. */
   stop(graceMs: number): Promise<void>;
   status(): RunnerStatus;
+  /**
+   * Runners whose jobs run in other processes (queue mode) report those processes and the broker's
+   * backlog here, for /health/detailed; bounded by the caller. Absent for the in-process runner.
+   */
+  inspect?(): Promise<RunnerInspection>;
+}
+
+/** What a runner with remote workers knows about them. */
+export interface RunnerInspection {
+  /** Workers that sent a heartbeat recently. */
+  liveWorkers: number;
+  /** Shown as they are under background_tasks.details. */
+  details: Record<string, unknown>;
 }

@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import { AppError, conflict, notFound, validation } from '../errors.ts';
 import { JOB_STATUSES, type Database, type JobRow, type JobStatus } from '../db/schema.ts';
 import type { Metrics } from '../obs/metrics.ts';
+import type { JobDispatcher } from './dispatch.ts';
 import type { HandlerRegistry } from './handler-registry.ts';
 import * as store from './job-store.ts';
 
@@ -82,7 +83,14 @@ export class JobService {
     private readonly db: Kysely<Database>,
     private readonly registry: HandlerRegistry,
     private readonly metrics: Metrics,
-    private readonly limits: { payloadLimitBytes: number; defaultMaxAttempts: number },
+    private readonly limits: {
+      payloadLimitBytes: number;
+      defaultMaxAttempts: number;
+      /** Per-type payload limit and the setting that decided it (runtime limits); payloadLimitBytes when absent. */
+      payloadLimitFor?: (type: string) => { limit: number; setting: string };
+    },
+    /** Queue mode: hands new and retried rows to the broker. Inprocess mode: none. */
+    private readonly dispatcher?: JobDispatcher,
   ) {}
 
   /** Validates and stores a queued job; an idempotency key already used returns the first job (`created: false`). */
@@ -91,8 +99,9 @@ export class JobService {
     if (!handler) throw validation(`type: unknown job type "${input.type}"; known types: ${this.registry.types().join(', ')}`, { field: 'type' });
     const payload = input.payload ?? {};
     const size = Buffer.byteLength(JSON.stringify(payload));
-    if (size > this.limits.payloadLimitBytes) {
-      throw new AppError('PAYLOAD_TOO_LARGE', `payload: ${size} bytes is over the limit of ${this.limits.payloadLimitBytes} bytes (JOB_PAYLOAD_LIMIT_BYTES)`, { field: 'payload', limit: this.limits.payloadLimitBytes, size });
+    const { limit, setting } = this.limits.payloadLimitFor?.(input.type) ?? { limit: this.limits.payloadLimitBytes, setting: 'JOB_PAYLOAD_LIMIT_BYTES' };
+    if (size > limit) {
+      throw new AppError('PAYLOAD_TOO_LARGE', `payload: ${size} bytes is over the limit of ${limit} bytes for job type ${input.type} (${setting})`, { field: 'payload', limit, size });
     }
     const parsed = handler.payloadSchema.safeParse(payload);
     if (!parsed.success) {
@@ -115,6 +124,7 @@ export class JobService {
     });
     if (row) {
       this.metrics.jobsSubmitted.inc({ type: row.type });
+      await this.dispatcher?.dispatch([row]);
       return { job: toJob(row), created: true };
     }
     const existing = await store.findJobByIdempotencyKey(this.db, input.idempotency_key!);
@@ -152,6 +162,7 @@ export class JobService {
   async cancel(jobId: string): Promise<Job> {
     await this.get(jobId);
     const row = await store.requestCancel(this.db, jobId);
+    if (row?.status === 'cancelled') await this.dispatcher?.withdraw(row);
     if (row) return toJob(row);
     const current = await this.get(jobId);
     throw conflict(`job ${jobId} is already ${current.status}; only queued or running jobs can be cancelled`);
@@ -163,6 +174,7 @@ export class JobService {
     const row = await store.retryJob(this.db, jobId);
     if (row) {
       this.metrics.jobsSubmitted.inc({ type: row.type });
+      await this.dispatcher?.dispatch([row]);
       return toJob(row);
     }
     const current = await this.get(jobId);

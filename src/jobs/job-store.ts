@@ -250,3 +250,97 @@ export async function retryJob(db: Db, jobId: string): Promise<JobRow | undefine
     .returningAll()
     .executeTakeFirst();
 }
+
+/**
+ * Claims the named jobs (queued and due -> running) in one conditional UPDATE: the claim of runners
+ * that learn job ids from a broker. A row another runner holds, a finished one or one not yet due is
+ * left alone, and its absence from the result tells the caller so. SKIP LOCKED: two claimers of the
+ * same id never wait on each other, and one of them gets it.
+ */
+export async function claimJobsById(db: Db, workerId: string, jobIds: readonly string[], leaseMs: number): Promise<JobRow[]> {
+  if (jobIds.length === 0) return [];
+  return completeAndClaimJobs(db, workerId, [], jobIds, leaseMs);
+}
+
+/**
+ * Marks `completions` succeeded (as completeJobs does) and claims `claimIds` (as claimJobsById does)
+ * in one statement: one round trip and one commit for a queue worker's status writes of a moment.
+ * Returns the claimed rows. The rows are looked up by primary key only and their status checked
+ * once locked, so the plan never walks the status index, however many rows are queued.
+ */
+export async function completeAndClaimJobs(db: Db, workerId: string, completions: readonly Completion[], claimIds: readonly string[], leaseMs: number): Promise<JobRow[]> {
+  const ids = completions.map((c) => c.jobId);
+  const results = completions.map((c) => (c.result === undefined ? null : JSON.stringify(c.result)));
+  const { rows } = await sql<JobRow>`
+    WITH done AS (
+      UPDATE jobs AS j SET status = 'succeeded', result = v.result::jsonb,
+        finished_at = now(), updated_at = now(), locked_by = NULL, lease_expires_at = NULL
+      FROM (SELECT unnest(${ids}::uuid[]) AS job_id, unnest(${results}::text[]) AS result) AS v
+      WHERE j.job_id = v.job_id AND j.status = 'running' AND j.locked_by = ${workerId}
+      RETURNING j.job_id),
+    candidates AS MATERIALIZED (
+      SELECT job_id, status, run_at <= now() AS due FROM jobs
+      WHERE job_id = ANY(${[...claimIds]}::uuid[])
+      FOR UPDATE SKIP LOCKED),
+    claimed AS (
+      UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = ${workerId},
+        lease_expires_at = now() + ${leaseMs} * INTERVAL '1 millisecond', started_at = now(), updated_at = now()
+      FROM candidates AS c
+      WHERE jobs.job_id = c.job_id AND c.status = 'queued' AND c.due
+      RETURNING jobs.*)
+    SELECT * FROM claimed`.execute(db);
+  return rows;
+}
+
+export interface ClaimState {
+  job_id: string;
+  status: JobStatus;
+  /** Milliseconds until run_at (negative when due), by the database's clock. */
+  due_in_ms: number;
+  lease_expired: boolean;
+}
+
+/** Where the named jobs stand, for a claimer that did not get them; ids with no row are absent. */
+export async function claimStates(db: Db, jobIds: readonly string[]): Promise<ClaimState[]> {
+  if (jobIds.length === 0) return [];
+  const { rows } = await sql<ClaimState>`
+    SELECT job_id, status, (extract(epoch FROM run_at - now()) * 1000)::float8 AS due_in_ms,
+      coalesce(lease_expires_at < now(), false) AS lease_expired
+    FROM jobs WHERE job_id = ANY(${[...jobIds]}::uuid[])`.execute(db);
+  return rows.map((r) => ({ ...r, due_in_ms: Number(r.due_in_ms) }));
+}
+
+/** What a broker needs to deliver a queued job. */
+export interface DispatchableJob {
+  job_id: string;
+  type: string;
+  priority: number;
+  run_at: Date;
+}
+
+/**
+ * Queued jobs a broker should hold: the named ones, or (without ids) up to `limit` of all, highest
+ * priority and earliest first, leaving out rows changed in the last `quietMs` (their writer is still
+ * dispatching them).
+ */
+export async function dispatchableJobs(db: Db, opts: { jobIds?: readonly string[]; limit: number; quietMs?: number }): Promise<DispatchableJob[]> {
+  const byId = opts.jobIds ? sql`AND job_id = ANY(${[...opts.jobIds]}::uuid[])` : sql``;
+  const quiet = opts.quietMs ? sql`AND updated_at < now() - ${opts.quietMs} * INTERVAL '1 millisecond'` : sql``;
+  const { rows } = await sql<DispatchableJob>`
+    SELECT job_id, type, priority, run_at FROM jobs
+    WHERE status = 'queued' ${byId} ${quiet}
+    ORDER BY priority DESC, run_at, created_at
+    LIMIT ${opts.limit}`.execute(db);
+  return rows;
+}
+
+/** Queued (due now, due later) and running jobs per type: the table's side of a broker's backlog. */
+export async function openJobCountsByType(db: Db): Promise<Array<{ type: string; queued_due: number; queued_later: number; running: number }>> {
+  const { rows } = await sql<{ type: string; queued_due: number; queued_later: number; running: number }>`
+    SELECT type,
+      count(*) FILTER (WHERE status = 'queued' AND run_at <= now())::int AS queued_due,
+      count(*) FILTER (WHERE status = 'queued' AND run_at > now())::int AS queued_later,
+      count(*) FILTER (WHERE status = 'running')::int AS running
+    FROM jobs WHERE status IN ('queued', 'running') GROUP BY type ORDER BY type`.execute(db);
+  return rows.map((r) => ({ type: r.type, queued_due: Number(r.queued_due), queued_later: Number(r.queued_later), running: Number(r.running) }));
+}

@@ -19,7 +19,9 @@ export async function startTestServer(db: TestDatabase, env: Record<string, stri
       done();
     },
   });
-  const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', JOB_RETRY_BASE_MS: '20', JOB_RETRY_MAX_MS: '200', JOB_POLL_MS: '200', ...db.env, ...env });
+  // Load shedding off unless a test turns it on: on a loaded 2-core machine (PGlite blocks the loop
+  // in this process) it would answer stray 503s the test did not ask for.
+  const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', LOAD_SHED_EVENT_LOOP_DELAY_MS: '0', JOB_RETRY_BASE_MS: '20', JOB_RETRY_MAX_MS: '200', JOB_POLL_MS: '200', ...db.env, ...env });
   const server = await startServer(config, createLogger({ level: 'info', destination }), extensions);
   return {
     ...server,

@@ -14,7 +14,17 @@ export function registerServeCommand(program: Command): void {
     .action(async () => {
       const config = configFromEnv();
       // Asynchronous writes keep logging off the request path; flushed at exit.
-      const destination = pino.destination({ dest: 1, sync: false });
+      // Lines are written in batches of 4 KiB, and at least every 250 ms so a quiet server's lines
+      // still show promptly: one write per line cost more CPU than the request it described.
+      const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+      const flushTimer = setInterval(() => {
+        try {
+          destination.flush();
+        } catch {
+          /* a write is still opening the stream; the next tick flushes */
+        }
+      }, 250);
+      flushTimer.unref();
       const logger = createLogger({ level: config.logLevel, destination });
       let server;
       try {

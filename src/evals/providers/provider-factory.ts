@@ -24,6 +24,11 @@ const retryFields = {
   max_retry_after_ms: z.number().int().min(0).max(3_600_000).optional(),
   /** Upper bound of concurrent requests to this provider. @defaultValue 8 */
   max_concurrency: z.number().int().min(1).max(1000).optional(),
+  /**
+   * Shared request-rate limit of this endpoint, held across every run and process (in Redis when
+   * REDIS_URL is set); applied by the evaluation runner through a RequestGate. @defaultValue no limit
+   */
+  requests_per_minute: z.number().int().min(1).max(1_000_000).optional(),
 };
 
 /** Header values may reference the environment as `{{env.NAME}}`; that is how secrets reach headers. */

@@ -42,6 +42,8 @@ const submitBody = z.object({
 /** `since` accepts a duration (`15m`, `1h`, `7d`) or an ISO 8601 time. */
 function parseSince(value: string): Date {
   const ms = parseDuration(value);
+  // A duration too long for a Date (found by fuzzing: `since=9007199254740994`) is an input error, not a 500.
+  if (ms !== undefined && Number.isNaN(new Date(Date.now() - ms).getTime())) throw validation(`since: "${value}" reaches before the earliest representable time`, { field: 'since' });
   if (ms !== undefined) return new Date(Date.now() - ms);
   const date = new Date(value);
   if (Number.isNaN(date.getTime())) throw validation(`since: "${value}" is neither a duration like 1h or 30m nor an ISO 8601 time`, { field: 'since' });

@@ -38,7 +38,7 @@ export class InProcessRunner implements JobRunner {
   private readonly log: Logger;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unlisten: Array<() => Promise<void>> = [];
-  private readonly inflight = new Set<Promise<void>>();
+  private readonly inflight = new Set<Promise<unknown>>();
   private running = false;
   private claiming = false;
   /** Set by a wake-up that arrived while claiming, or after a full batch: more work may be due. */

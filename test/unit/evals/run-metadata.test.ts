@@ -32,6 +32,7 @@ describe('validateRunMetadata', () => {
     const { commit_sha, prompt_version, data_snapshot_id, seed, mode } = valid;
     expect(validateRunMetadata({ commit_sha, prompt_version, data_snapshot_id, seed, mode })).toEqual({ ok: true });
     expect(validateRunMetadata({ ...valid, commit_sha: 'unknown', git_dirty: null })).toEqual({ ok: true });
+    expect(validateRunMetadata({ ...valid, provider: { type: 'echo', base_url: null } })).toEqual({ ok: true });
   });
 
   it('names every missing required key', () => {

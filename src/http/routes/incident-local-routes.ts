@@ -1,0 +1,28 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { AppError } from '../../errors.ts';
+import type { EndRequest, IncidentService, StartRequest, UpdateRequest } from '../../ops/incident-service.ts';
+
+/**
+ * `evalops incident` through the server that holds the embedded database (PGlite admits one
+ * process): the same service, called here. Authenticated by the token of DATA_DIR/server.json like
+ * the other /local routes; hidden from /docs.
+ */
+export const localIncidentRoutes: FastifyPluginAsyncZod<{ incidents: IncidentService; token: string }> = async (app, { incidents, token }) => {
+  const expected = Buffer.from(`Bearer ${token}`);
+  app.addHook('onRequest', async (request) => {
+    const given = Buffer.from(request.headers.authorization ?? '');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new AppError('UNAUTHORIZED', 'local routes need the token from DATA_DIR/server.json');
+    }
+  });
+  // The service validates the bodies (startRequestSchema, …): its messages name the field.
+  app.post('/local/incidents/start', { schema: { hide: true } }, async (request) => incidents.start(request.body as StartRequest));
+  app.post('/local/incidents/update', { schema: { hide: true } }, async (request) => incidents.update(request.body as UpdateRequest));
+  app.post('/local/incidents/end', { schema: { hide: true } }, async (request) => incidents.end(request.body as EndRequest));
+  app.get('/local/incidents', { schema: { hide: true, querystring: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50) }) } }, async (request) => ({
+    incidents: await incidents.list(request.query.limit),
+  }));
+  app.get('/local/incidents/show', { schema: { hide: true, querystring: z.object({ id: z.string().optional() }) } }, async (request) => incidents.show(request.query.id));
+};

@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, describeConfig, loadConfig, redactUrl } from '../../../src/config/config.ts';
+
+describe('loadConfig', () => {
+  it('gives the embedded defaults for an empty environment', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ runnerMode: 'inprocess', databaseUrl: undefined, host: '127.0.0.1', port: 8000, logLevel: 'info', migrateOnStart: true });
+    expect(c.dataDir).toMatch(/\.evalops$/);
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.jobs)).toBe(true);
+  });
+
+  it('migrates on start by default only for the embedded database', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgresql://h/db' }).migrateOnStart).toBe(false);
+    expect(loadConfig({ DATABASE_URL: 'postgresql://h/db', MIGRATE_ON_START: 'true' }).migrateOnStart).toBe(true);
+    expect(loadConfig({ MIGRATE_ON_START: 'false' }).migrateOnStart).toBe(false);
+  });
+
+  it('treats empty strings as unset', () => {
+    expect(loadConfig({ DATABASE_URL: '', PORT: '' }).port).toBe(8000);
+  });
+
+  it('reports every bad variable, one line each, without echoing passwords', () => {
+    let error: ConfigError | undefined;
+    try {
+      loadConfig({ PORT: '99999', JOB_CONCURRENCY: '0', REDIS_URL: 'http://u:topsecret@x', MIGRATE_ON_START: 'maybe' });
+    } catch (err) {
+      error = err as ConfigError;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error!.problems).toHaveLength(4);
+    expect(error!.problems.join('\n')).toContain('PORT: accepts a whole number from 0 to 65535 (got "99999")');
+    expect(error!.problems.join('\n')).toContain('JOB_CONCURRENCY: accepts a whole number from 1 to 1000');
+    expect(error!.problems.join('\n')).toContain('MIGRATE_ON_START: accepts true or false');
+    expect(error!.message).not.toContain('topsecret');
+  });
+
+  it('refuses a retry ceiling below its base', () => {
+    expect(() => loadConfig({ JOB_RETRY_BASE_MS: '5000', JOB_RETRY_MAX_MS: '10' })).toThrow(/JOB_RETRY_MAX_MS: must be at least JOB_RETRY_BASE_MS/);
+  });
+});
+
+describe('secrets in printed configuration', () => {
+  it('masks URL passwords and bare Redis tokens', () => {
+    expect(redactUrl('postgresql://app:pw@db:5432/x')).toBe('postgresql://app:***@db:5432/x');
+    expect(redactUrl('redis://:tok@127.0.0.1:6379')).toBe('redis://:***@127.0.0.1:6379');
+    expect(redactUrl('redis://tok@127.0.0.1:6379')).toBe('redis://***@127.0.0.1:6379');
+    expect(redactUrl('not a url')).toBe('not a url');
+  });
+
+  it('describeConfig never contains the password', () => {
+    const d = describeConfig(loadConfig({ DATABASE_URL: 'postgresql://app:hunter2@db/x', REDIS_URL: 'redis://:hunter3@r:6379' }));
+    expect(JSON.stringify(d)).not.toMatch(/hunter[23]/);
+    expect(d.DATABASE_URL).toBe('postgresql://app:***@db/x');
+  });
+});
