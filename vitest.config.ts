@@ -14,6 +14,18 @@ const integration = (db: 'pglite' | 'postgres') => ({
   },
 });
 
+// Browser tests: the dashboard in Debian's Chromium against a real server, on each backend.
+const e2e = (db: 'pglite' | 'postgres') => ({
+  extends: true as const,
+  test: {
+    name: `e2e-${db}`,
+    include: ['test/e2e/**/*.test.ts'],
+    env: { EVALOPS_TEST_DB: db },
+    testTimeout: 90_000,
+    hookTimeout: 120_000,
+  },
+});
+
 export default defineConfig({
   test: {
     globalSetup: ['test/helpers/global-setup.ts'],
@@ -22,6 +34,8 @@ export default defineConfig({
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 30_000 } },
       integration('pglite'),
       integration('postgres'),
+      e2e('pglite'),
+      e2e('postgres'),
     ],
   },
 });

@@ -21,8 +21,9 @@ export function baselineTableDdl(name: string, variant: 'minimal' | 'full'): str
       `CREATE INDEX ${name}_claim_idx ON ${name} (priority DESC, run_at, created_at) WHERE status = 'queued'`,
     ];
   }
-  // Every index of the migrated table plus a NOTIFY trigger of the same body on a channel nobody
-  // listens to (the service's runner listens on evalops_jobs and must not be woken by the baseline).
+  // Every index of the migrated table plus a NOTIFY trigger of the same body and WHEN clause on a
+  // channel nobody listens to (the service's runner listens on evalops_jobs and must not be woken
+  // by the baseline). The raw clients do not set evalops.skip_notify: each INSERT notifies.
   return [
     `CREATE TABLE ${name} (LIKE jobs INCLUDING ALL)`,
     `CREATE OR REPLACE FUNCTION ${name}_notify() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -36,7 +37,10 @@ export function baselineTableDdl(name: string, variant: 'minimal' | 'full'): str
        RETURN NULL;
      END $$`,
     `CREATE TRIGGER ${name}_notify AFTER INSERT OR UPDATE OF status, cancel_requested_at ON ${name}
-     FOR EACH ROW EXECUTE FUNCTION ${name}_notify()`,
+     FOR EACH ROW
+     WHEN ((NEW.status = 'queued' AND current_setting('evalops.skip_notify', true) IS DISTINCT FROM 'on')
+           OR (NEW.status = 'running' AND NEW.cancel_requested_at IS NOT NULL))
+     EXECUTE FUNCTION ${name}_notify()`,
   ];
 }
 

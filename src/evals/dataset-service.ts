@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import { AppError, notFound, validation } from '../errors.ts';
@@ -143,6 +143,16 @@ export class DatasetService {
     return createReadStream(this.contentPath(row.storage_path));
   }
 
+  /**
+   * Rows `offset` to `offset + limit - 1` of the snapshot as canonical JSONL lines: reading stops
+   * after the last one asked for, so a preview of a large snapshot reads only its first rows.
+   */
+  async readRows(snapshotId: string, window: { offset: number; limit: number }): Promise<Readable> {
+    const row = await this.row(snapshotId);
+    const file = this.contentPath(row.storage_path);
+    return Readable.from(rowWindow(file, window.offset, window.limit));
+  }
+
   private contentPath(relative: string): string {
     const file = path.join(this.dataDir, relative);
     if (!existsSync(file)) {
@@ -173,5 +183,17 @@ export async function* readSnapshotFile(file: string): AsyncGenerator<SnapshotCa
     if ('tooLong' in item || item.text === '') continue;
     yield { index, row: JSON.parse(item.text) as DatasetRow, line: `${item.text}\n` };
     index += 1;
+  }
+}
+
+/** The canonical lines of rows [offset, offset + limit) of a stored snapshot; stops reading after them. */
+async function* rowWindow(file: string, offset: number, limit: number): AsyncGenerator<string> {
+  if (limit <= 0) return;
+  let index = 0;
+  for await (const item of splitLines(createReadStream(file))) {
+    if ('tooLong' in item || item.text === '') continue;
+    if (index >= offset) yield `${item.text}\n`;
+    index += 1;
+    if (index >= offset + limit) return;
   }
 }

@@ -11,6 +11,8 @@ import { type EvaluationSpec, parseEvaluationRequest } from './evaluation-spec.t
 import * as store from './evaluation-store.ts';
 import type { PromptService } from './prompt-service.ts';
 import { lookupVariable, templateVariables } from './prompt-template.ts';
+import { type CaseQuery, type CasePage, CasePages } from './case-pages.ts';
+import { attachTexts, type FlippedCaseWithTexts, idsWithTexts, positionsOf } from './compare-cases.ts';
 import { type CaseResult, compareRuns, type RunComparison } from './run-compare.ts';
 import { type FileInfo, listRunFiles, RESULTS_FILE, resolveRunFile, runDirectory } from './run-artifacts.ts';
 import { seededSample } from './sampling.ts';
@@ -98,6 +100,9 @@ export interface ResultsFilter {
 
 /** Submits, reads, cancels, re-runs and compares evaluation runs. */
 export class EvaluationService {
+  /** Indexes of recently read results files (bounded, in memory): pages of cases at any depth. */
+  private readonly casePages = new CasePages();
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dataDir: string,
@@ -231,18 +236,42 @@ export class EvaluationService {
 
   /** results.jsonl, filtered, as a stream of JSON lines. */
   async results(runId: string, filter: ResultsFilter): Promise<Readable> {
+    return Readable.from(filterResults(await this.resultsFile(runId), filter));
+  }
+
+  /**
+   * A page of a finished run's cases (filtered by outcome, searched), read through an index of the
+   * results file so a deep page costs what the first one costs.
+   */
+  async cases(runId: string, query: CaseQuery): Promise<CasePage> {
+    return this.casePages.page(runId, await this.resultsFile(runId), query);
+  }
+
+  /** The run's results.jsonl, or CONFLICT saying why there is none. */
+  private async resultsFile(runId: string): Promise<string> {
     const run = await this.row(runId);
     const file = await resolveRunFile(runDirectory(this.dataDir, runId), RESULTS_FILE);
     if (!file) throw conflict(`evaluation run ${runId} is ${run.status} and has no ${RESULTS_FILE}${run.status === 'queued' || run.status === 'running' ? ' yet: it is written when the run finishes' : ''}`);
-    return Readable.from(filterResults(file, filter));
+    return file;
   }
 
-  /** Case-by-case comparison of two finished runs (base -> head). */
-  async compare(baseId: string, headId: string, options: { maxFlipped?: number | undefined } = {}): Promise<{ base: EvaluationRun; head: EvaluationRun; same_dataset: boolean; comparison: RunComparison }> {
+  /**
+   * Case-by-case comparison of two finished runs (base -> head). With `outputs` (the default) the
+   * first flipped cases carry their inputs and both runs' outputs (see compare-cases.ts).
+   */
+  async compare(
+    baseId: string,
+    headId: string,
+    options: { maxFlipped?: number | undefined; outputs?: boolean | undefined } = {},
+  ): Promise<{ base: EvaluationRun; head: EvaluationRun; same_dataset: boolean; comparison: Omit<RunComparison, 'flipped'> & { flipped: FlippedCaseWithTexts[] } }> {
     const [base, head] = [await this.get(baseId), await this.get(headId)];
-    const load = async (run: EvaluationRun): Promise<CaseResult[]> => {
+    const resultsOf = async (run: EvaluationRun): Promise<string> => {
       const file = await resolveRunFile(runDirectory(this.dataDir, run.run_id), RESULTS_FILE);
       if (!file) throw conflict(`evaluation run ${run.run_id} is ${run.status} and has no ${RESULTS_FILE} to compare`);
+      return file;
+    };
+    const load = async (run: EvaluationRun): Promise<CaseResult[]> => {
+      const file = await resultsOf(run);
       const cases: CaseResult[] = [];
       for await (const item of splitLines(createReadStream(file))) {
         if ('tooLong' in item || item.text === '') continue;
@@ -253,8 +282,17 @@ export class EvaluationService {
       }
       return cases;
     };
-    const comparison = compareRuns(await load(base), await load(head), { maxFlipped: options.maxFlipped ?? 1000 });
-    return { base, head, same_dataset: base.data_snapshot_id === head.data_snapshot_id, comparison };
+    const [baseCases, headCases] = [await load(base), await load(head)];
+    const comparison = compareRuns(baseCases, headCases, { maxFlipped: options.maxFlipped ?? 1000 });
+    if (options.outputs === false || comparison.flipped.length === 0) return { base, head, same_dataset: base.data_snapshot_id === head.data_snapshot_id, comparison };
+    const ids = idsWithTexts(comparison.flipped);
+    const texts = async (run: EvaluationRun, cases: CaseResult[]) => {
+      const positions = positionsOf(cases, ids);
+      const records = await this.casePages.read(run.run_id, await resultsOf(run), [...positions.values()]);
+      return new Map(records.map((r) => [r.id, r]));
+    };
+    const flipped = attachTexts(comparison.flipped, await texts(base, baseCases), await texts(head, headCases));
+    return { base, head, same_dataset: base.data_snapshot_id === head.data_snapshot_id, comparison: { ...comparison, flipped } };
   }
 
   private async row(runId: string): Promise<store.RunRow> {

@@ -9,7 +9,7 @@ import type { DatabaseHandle } from '../db/database.ts';
 import type { RedisProbe } from '../db/redis-probe.ts';
 import type { JobRunner } from '../jobs/job-runner.ts';
 import type { JobService } from '../jobs/job-service.ts';
-import type { Logger } from '../obs/logger.ts';
+import { lazyChildLogger, type Logger } from '../obs/logger.ts';
 import type { Metrics } from '../obs/metrics.ts';
 import { frameworkErrorHandler, registerErrorHandling } from './error-handler.ts';
 import { registerRequestObserver } from './request-observer.ts';
@@ -30,6 +30,7 @@ import type { AccessControl } from './access-control.ts';
 import { registerAuth, requestActor } from './auth.ts';
 import { accessAdminRoutes, localAccessRoutes } from './routes/admin-routes.ts';
 import { registerSecurity } from './security.ts';
+import { dashboardRoutes } from '../web/dashboard.ts';
 
 export interface AppDeps {
   config: Config;
@@ -64,6 +65,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger as FastifyBaseLogger,
     // One access line per request is written by the request observer instead.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
+    // request.log is made a pino child (bound to request_id) only when something logs through it.
+    childLoggerFactory: (logger, bindings, options) => lazyChildLogger(logger as Logger, bindings, options) as FastifyBaseLogger,
     // Trust a well-formed X-Request-Id from a proxy, otherwise make one.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -79,14 +82,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
-  registerRequestObserver(app, deps.metrics, deps.slo?.counter);
-  // Before any route: they see every route as it is registered (access rule, load-shedding exemption).
+  // Before any route: they see every route as it is registered (its metric series and log level,
+  // access rule, load-shedding exemption).
+  registerRequestObserver(app, { metrics: deps.metrics, logger: deps.logger, counter: deps.slo?.counter });
   await registerSecurity(app, { config: deps.config, limits: deps.access.limits });
   await registerAuth(app, { config: deps.config, logger: deps.logger, keys: deps.access.keys, limits: deps.access.limits, redis: deps.access.rateLimitRedis });
-  app.addHook('onRequest', (request, reply, done) => {
-    reply.header('x-request-id', request.id);
-    done();
-  });
 
   await app.register(swagger, {
     openapi: {
@@ -113,5 +113,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(sloRoutes, { deps: { slo: deps.slo.config, read } });
     if (deps.localToken) await app.register(localIncidentRoutes, { incidents: new IncidentService({ db: deps.database.db, read, slo: deps.slo.config }), token: deps.localToken });
   }
+  await app.register(dashboardRoutes);
   return app;
 }

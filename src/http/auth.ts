@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import rateLimit, { normalizeIP } from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onResponseHookHandler } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/config.ts';
 import { AppError } from '../errors.ts';
@@ -9,6 +9,7 @@ import { auditLog } from '../ops/access-admin.ts';
 import { type AuthenticatedKey, hasScope, type Scope } from '../ops/api-key-service.ts';
 import type { RuntimeLimits } from '../ops/runtime-limits.ts';
 import type { ApiKeyCache } from './api-key-cache.ts';
+import { DASHBOARD_ASSETS_PREFIX, DASHBOARD_PAGES } from '../web/pages.ts';
 import { redisRateLimitStore } from './rate-limit-store.ts';
 
 /**
@@ -37,11 +38,15 @@ const WRITE_SCOPES: ReadonlyArray<[prefix: string, scope: Scope]> = [
   ['/v1/evaluations', 'evals:write'],
 ];
 
+const DASHBOARD_PAGE_URLS: ReadonlySet<string> = new Set(DASHBOARD_PAGES.map((page) => page.path));
+
 const under = (url: string, prefix: string) => url === prefix || url.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`);
 
 /** The access rule of a route, decided once when the route is registered. */
 export function routeAccess(method: string, url: string): RouteAccess {
   if (under(url, '/health') || under(url, '/docs') || method === 'OPTIONS') return 'public';
+  // The dashboard's pages and scripts hold no data: the page calls the API with a key like any client.
+  if ((method === 'GET' || method === 'HEAD') && (DASHBOARD_PAGE_URLS.has(url) || under(url, DASHBOARD_ASSETS_PREFIX))) return 'public';
   if (url === '/metrics') return 'metrics';
   if (under(url, '/local')) return 'local';
   if (under(url, '/v1/admin/')) return 'admin';
@@ -187,17 +192,26 @@ export async function registerAuth(app: FastifyInstance, deps: AuthDeps): Promis
     }
   };
 
-  // Callback style, so the open routes (health: what load balancers hammer) cost no promise.
+  // One hook on the root app, so no route can miss it, whenever it was registered. Callback style,
+  // so the open routes (health: what load balancers hammer) cost no promise.
   app.addHook('onRequest', (request, reply, done) => {
     const access = request.routeOptions.config.access ?? 'authenticated';
     if (access === 'public' || access === 'local') return done();
     authenticate(request, reply, access).then(() => done(), done);
   });
 
-  app.addHook('onResponse', (request, reply, done) => {
-    const event = reply.statusCode < 300 && request.method === 'POST' ? AUDITED_ROUTES[`POST ${request.routeOptions.url}`] : undefined;
-    if (event) auditLog(request.log, event, requestActor(request), { id: (request.params as { id?: string }).id, ip: request.ip, request_id: request.id });
-    done();
+  // Only the audited routes get the audit hook, with its event decided here: no other request runs it.
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const event = methods.some((m) => String(m).toUpperCase() === 'POST') ? AUDITED_ROUTES[`POST ${route.url}`] : undefined;
+    if (!event) return;
+    const audit: onResponseHookHandler = (request, reply, done) => {
+      if (reply.statusCode < 300 && request.method === 'POST') {
+        auditLog(request.log, event, requestActor(request), { id: (request.params as { id?: string }).id, ip: request.ip, request_id: request.id });
+      }
+      done();
+    };
+    route.onResponse = route.onResponse === undefined ? [audit] : [...(Array.isArray(route.onResponse) ? route.onResponse : [route.onResponse]), audit];
   });
 }
 

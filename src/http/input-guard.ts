@@ -28,7 +28,7 @@ function checkString(where: string, path: readonly (string | number)[], value: s
 export function checkInput(where: string, root: unknown): void {
   if (root === null || root === undefined) return;
   if (typeof root === 'string') return checkString(where, [], root);
-  if (typeof root !== 'object') return;
+  if (typeof root !== 'object' || isEmpty(root)) return;
   const stack: Array<{ value: object; depth: number; path: (string | number)[] }> = [{ value: root, depth: 1, path: [] }];
   while (stack.length) {
     const { value, depth, path } = stack.pop()!;
@@ -42,4 +42,10 @@ export function checkInput(where: string, root: unknown): void {
       else if (child !== null && typeof child === 'object') stack.push({ value: child, depth: depth + 1, path: depth < 8 ? [...path, key] : path });
     }
   }
+}
+
+/** Most requests have no params or query: skip the walk (and its allocations) for them. */
+function isEmpty(value: object): boolean {
+  for (const _ in value) return false;
+  return true;
 }

@@ -4,7 +4,10 @@ import type { Logger } from '../obs/logger.ts';
 import type { Metrics } from '../obs/metrics.ts';
 import { DEFAULT_JOB_TIMEOUT_MS, type HandlerRegistry, UnrecoverableJobError } from './handler-registry.ts';
 import { retryDelayMs } from './job-state.ts';
-import { type Completion, completeJobs, finishJob, requeueJob, setProgress } from './job-store.ts';
+import { type Completion, completeJobs, finishJob, renewLeases, requeueJob, setProgress } from './job-store.ts';
+
+/** What the executor reads of a held job's row: a runner may claim these columns only. */
+export type HeldJob = Pick<JobRow, 'job_id' | 'type' | 'payload' | 'attempts' | 'max_attempts' | 'cancel_requested_at' | 'error_message'>;
 
 /** Why a running job's signal was aborted. */
 export type AbortKind = 'cancelled' | 'timeout' | 'lease-lost' | 'shutdown';
@@ -31,10 +34,22 @@ export interface ExecutorOptions {
   retryBaseMs: number;
   retryMaxMs: number;
   /**
-   * How batched completions reach the table. @defaultValue completeJobs. Queue workers pass a writer
-   * that shares one statement with their claims.
+   * How one success reaches the table; resolves once it is stored. @defaultValue the successes of
+   * one turn of the event loop in one completeJobs statement. Queue workers pass a writer that
+   * batches them with their claims.
    */
-  writeCompletions?: (batch: Completion[]) => Promise<unknown>;
+  storeCompletion?: (completion: Completion) => Promise<void>;
+}
+
+/** Calls `execute` makes to its caller while the job is held. */
+export interface ExecuteHooks {
+  /**
+   * The handler succeeded and its success is on its way to the table (the row is still `running`
+   * and this executor still renews its lease): a runner may let go of its delivery now rather than
+   * one statement later. `execute` still resolves only once the outcome is stored, and says which
+   * it was (a failed write ends as `lost` or `retry`, like any other failure to record).
+   */
+  onSucceeded?: () => void;
 }
 
 const PROGRESS_INTERVAL_MS = 500;
@@ -45,9 +60,20 @@ const PROGRESS_INTERVAL_MS = 500;
  */
 export class JobExecutor {
   private readonly active = new Map<string, AbortController>();
-  private readonly completions = new CompletionBatcher((batch) => (this.options.writeCompletions ?? ((b) => completeJobs(this.options.db, this.options.workerId, b)))(batch));
+  private readonly batcher: CompletionBatcher | undefined;
+  private readonly storeCompletion: (completion: Completion) => Promise<void>;
+  /** Successes on their way to the table, for `flush`. */
+  private readonly storing = new Set<Promise<void>>();
 
-  constructor(private readonly options: ExecutorOptions) {}
+  constructor(private readonly options: ExecutorOptions) {
+    if (options.storeCompletion) {
+      this.storeCompletion = options.storeCompletion;
+    } else {
+      const batcher = new CompletionBatcher((batch) => completeJobs(options.db, options.workerId, batch));
+      this.batcher = batcher;
+      this.storeCompletion = (completion) => batcher.add(completion);
+    }
+  }
 
   get activeCount(): number {
     return this.active.size;
@@ -69,10 +95,30 @@ export class JobExecutor {
     for (const id of this.active.keys()) this.abort(id, kind, message);
   }
 
+  /**
+   * Extends the leases of every job held here by `leaseMs`, in one statement, and aborts the jobs
+   * whose row says otherwise: taken back by lease recovery (`lease-lost`), or asked to cancel (the
+   * fallback should the cancel notification be lost). Runners call it every third of the lease.
+   */
+  async renewHeldLeases(leaseMs: number): Promise<void> {
+    const held = this.activeIds();
+    if (held.length === 0) return;
+    const renewed = await renewLeases(this.options.db, this.options.workerId, held, leaseMs);
+    const still = new Map(renewed.map((r) => [r.job_id, r.cancel_requested_at]));
+    for (const id of held) {
+      if (!still.has(id)) this.abort(id, 'lease-lost', 'lease expired and was taken back');
+      else if (still.get(id)) this.abort(id, 'cancelled', 'cancel requested');
+    }
+  }
+
   /** Runs one held job to its recorded outcome, and says which; never throws. */
-  async execute(job: JobRow): Promise<ExecutionOutcome> {
-    const { db, workerId, registry, metrics } = this.options;
-    const log = this.options.logger.child({ job_id: job.job_id, type: job.type, attempt: job.attempts });
+  async execute(job: HeldJob, hooks: ExecuteHooks = {}): Promise<ExecutionOutcome> {
+    const { db, workerId, registry, metrics, logger } = this.options;
+    // The job's child logger and progress writer are made on first use: most jobs of a busy queue
+    // never log or report progress, and both showed in a worker's time per job.
+    let jobLog: Logger | undefined;
+    const log = () => (jobLog ??= logger.child({ job_id: job.job_id, type: job.type, attempt: job.attempts }));
+    const debug = logger.isLevelEnabled('debug');
     const controller = new AbortController();
     this.active.set(job.job_id, controller);
     const handler = registry.get(job.type);
@@ -84,18 +130,39 @@ export class JobExecutor {
     try {
       if (!handler) throw new UnrecoverableJobError(`no handler for job type ${job.type} in this process (known: ${registry.types().join(', ')})`);
       if (job.cancel_requested_at) throw new JobAbortedError('cancelled', 'cancelled before it started');
-      progress = new ProgressWriter((value) => setProgress(db, workerId, job.job_id, value), log);
-      log.debug('job started');
+      if (debug) log().debug('job started');
       const payload = handler.payloadSchema.parse(job.payload);
-      const result = await handler.run(payload, { jobId: job.job_id, type: job.type, attempt: job.attempts, signal: controller.signal, progress: (v) => progress!.set(v), log });
-      await progress.flush();
-      await this.completions.add({ jobId: job.job_id, result: result ?? null });
+      const result = await handler.run(payload, {
+        jobId: job.job_id,
+        type: job.type,
+        attempt: job.attempts,
+        signal: controller.signal,
+        progress: (value) => (progress ??= new ProgressWriter((v) => setProgress(db, workerId, job.job_id, v), log())).set(value),
+        get log() {
+          return log();
+        },
+      });
+      await progress?.flush();
+      const completion = { jobId: job.job_id, result: result ?? null };
+      const stored = this.storeCompletion(completion).catch(async (err: unknown) => {
+        // A batch the database refused for its data: maybe this job's result, maybe another's.
+        // Alone, this success is stored, or fails as this job's own.
+        if (!isDataError(err)) throw err;
+        await completeJobs(db, workerId, [completion]);
+      });
+      this.storing.add(stored);
+      try {
+        hooks.onSucceeded?.();
+        await stored;
+      } finally {
+        this.storing.delete(stored);
+      }
       outcome = 'succeeded';
-      log.debug('job succeeded');
+      if (debug) log().debug('job succeeded');
     } catch (caught) {
       await progress?.flush();
       const reason = controller.signal.aborted ? controller.signal.reason : caught;
-      outcome = await this.recordFailure(job, reason instanceof Error ? reason : new Error(String(reason)), caught, log);
+      outcome = await this.recordFailure(job, reason instanceof Error ? reason : new Error(String(reason)), caught, log());
     } finally {
       clearTimeout(timer);
       this.active.delete(job.job_id);
@@ -106,7 +173,7 @@ export class JobExecutor {
     return outcome;
   }
 
-  private async recordFailure(job: JobRow, reason: Error, caught: unknown, log: Logger): Promise<Exclude<ExecutionOutcome, 'succeeded'>> {
+  private async recordFailure(job: HeldJob, reason: Error, caught: unknown, log: Logger): Promise<Exclude<ExecutionOutcome, 'succeeded'>> {
     const { db, workerId } = this.options;
     const kind = reason instanceof JobAbortedError ? reason.kind : undefined;
     try {
@@ -143,14 +210,25 @@ export class JobExecutor {
     }
   }
 
-  /** Waits for pending batched writes. */
+  /** Waits for the successes on their way to the table. */
   async flush(): Promise<void> {
-    await this.completions.drain();
+    await Promise.allSettled([...this.storing]);
+    await this.batcher?.drain();
   }
 }
 
 function isValidationError(err: unknown): boolean {
   return err instanceof Error && err.name === 'ZodError';
+}
+
+/**
+ * Whether the database refused a statement for its data (SQLSTATE class 22, such as a result jsonb
+ * cannot hold, or 54, a value too large) rather than failing to run it. A batched success refused so
+ * is written again alone, so one job's bad result does not fail the others of its batch.
+ */
+export function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(22|54)[0-9A-Z]{3}$/.test(code);
 }
 
 /**

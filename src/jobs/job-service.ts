@@ -6,6 +6,7 @@ import { JOB_STATUSES, type Database, type JobRow, type JobStatus } from '../db/
 import type { Metrics } from '../obs/metrics.ts';
 import type { JobDispatcher } from './dispatch.ts';
 import type { HandlerRegistry } from './handler-registry.ts';
+import { JobInsertBatcher } from './job-insert-batcher.ts';
 import * as store from './job-store.ts';
 
 /** A job as the API shows it. */
@@ -79,6 +80,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Submits, reads, cancels and retries jobs; the state machine is enforced by the store's conditional updates. */
 export class JobService {
+  /** Concurrent submits share one INSERT (group commit). */
+  private readonly inserts: JobInsertBatcher;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly registry: HandlerRegistry,
@@ -89,9 +93,11 @@ export class JobService {
       /** Per-type payload limit and the setting that decided it (runtime limits); payloadLimitBytes when absent. */
       payloadLimitFor?: (type: string) => { limit: number; setting: string };
     },
-    /** Queue mode: hands new and retried rows to the broker. Inprocess mode: none. */
+    /** Hands new and retried rows to whoever runs them: the broker (queue mode), the in-process runner. */
     private readonly dispatcher?: JobDispatcher,
-  ) {}
+  ) {
+    this.inserts = new JobInsertBatcher(db, dispatcher?.localWakeUp);
+  }
 
   /** Validates and stores a queued job; an idempotency key already used returns the first job (`created: false`). */
   async submit(input: SubmitJobInput): Promise<{ job: Job; created: boolean }> {
@@ -113,7 +119,7 @@ export class JobService {
       runAt = new Date(input.run_at);
       if (Number.isNaN(runAt.getTime())) throw validation(`run_at: "${input.run_at}" is not an ISO 8601 date-time`, { field: 'run_at' });
     }
-    const row = await store.insertJob(this.db, {
+    const row = await this.inserts.insert({
       jobId: randomUUID(),
       type: input.type,
       payload,

@@ -18,22 +18,42 @@ export interface InsertJob {
   idempotencyKey: string | undefined;
 }
 
-/** Inserts a queued job; with an idempotency key already used, inserts nothing and returns undefined. */
-export async function insertJob(db: Db, job: InsertJob): Promise<JobRow | undefined> {
-  return db
-    .insertInto('jobs')
-    .values({
-      job_id: job.jobId,
-      type: job.type,
-      payload: JSON.stringify(job.payload ?? {}),
-      max_attempts: job.maxAttempts,
-      priority: job.priority,
-      ...(job.runAt ? { run_at: job.runAt } : {}),
-      idempotency_key: job.idempotencyKey ?? null,
-    })
-    .onConflict((oc) => oc.column('idempotency_key').where('idempotency_key', 'is not', null).doNothing())
-    .returningAll()
-    .executeTakeFirst();
+export interface InsertOptions {
+  /**
+   * Sets `evalops.skip_notify` for the statement (transaction-local), so the wake-up trigger stays
+   * silent: the caller wakes runners itself (migration 0005). Only for autocommit use: inside a
+   * transaction the setting would last until it ends.
+   */
+  skipNotify?: boolean;
+  /** With skipNotify: one `NOTIFY evalops_jobs` with this payload, sent at the statement's commit. */
+  notify?: string | undefined;
+}
+
+/**
+ * Inserts queued jobs in one statement: one commit for a group of submits. A job whose idempotency
+ * key is already taken, by a stored row or by an earlier job of the same call, is left out; the
+ * rows returned are those inserted, in no particular order. Rows go in ordered by idempotency key,
+ * so two concurrent calls sharing keys wait on each other in one order and never deadlock.
+ */
+export async function insertJobs(db: Db, jobs: readonly InsertJob[], opts: InsertOptions = {}): Promise<JobRow[]> {
+  if (jobs.length === 0) return [];
+  const notify = opts.notify !== undefined ? sql`, pg_notify('evalops_jobs', ${opts.notify})` : sql``;
+  const quiet = opts.skipNotify
+    ? { with: sql`WITH quiet AS MATERIALIZED (SELECT set_config('evalops.skip_notify', 'on', true) AS skip ${notify})`, join: sql`CROSS JOIN quiet WHERE quiet.skip = 'on'` }
+    : { with: sql``, join: sql`` };
+  const { rows } = await sql<JobRow>`
+    ${quiet.with}
+    INSERT INTO jobs (job_id, type, payload, max_attempts, priority, run_at, idempotency_key)
+    SELECT v.job_id, v.type, v.payload::jsonb, v.max_attempts, v.priority, coalesce(v.run_at, now()), v.idempotency_key
+    FROM unnest(${jobs.map((j) => j.jobId)}::uuid[], ${jobs.map((j) => j.type)}::text[], ${jobs.map((j) => JSON.stringify(j.payload ?? {}))}::text[],
+                ${jobs.map((j) => j.maxAttempts)}::int[], ${jobs.map((j) => j.priority)}::int[], ${jobs.map((j) => j.runAt ?? null)}::timestamptz[],
+                ${jobs.map((j) => j.idempotencyKey ?? null)}::text[]) WITH ORDINALITY
+      AS v(job_id, type, payload, max_attempts, priority, run_at, idempotency_key, n)
+    ${quiet.join}
+    ORDER BY v.idempotency_key, v.n
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING *`.execute(db);
+  return rows;
 }
 
 export function findJob(db: Db, jobId: string): Promise<JobRow | undefined> {
@@ -109,8 +129,32 @@ export async function backlogSummary(db: Db): Promise<BacklogSummary> {
  * (no explicit transaction: the embedded driver serialises connections, see STACK-NOTES).
  */
 export async function claimJobs(db: Db, workerId: string, limit: number, leaseMs: number, types?: readonly string[]): Promise<JobRow[]> {
-  const typeFilter = types?.length ? sql`AND type = ANY(${[...types]}::text[])` : sql``;
+  const { rows } = await sql<JobRow>`${claimDue(workerId, limit, leaseMs, types)}`.execute(db);
+  return byClaimOrder(rows);
+}
+
+/**
+ * Marks `completions` succeeded (as completeJobs does) and claims up to `limit` due jobs (as
+ * claimJobs does) in one statement: a runner refills the slots its finished jobs free with one
+ * round trip and one commit. Returns the claimed rows.
+ */
+export async function completeAndClaimDue(db: Db, workerId: string, completions: readonly Completion[], limit: number, leaseMs: number, types?: readonly string[]): Promise<JobRow[]> {
+  const ids = completions.map((c) => c.jobId);
+  const results = completions.map((c) => (c.result === undefined ? null : JSON.stringify(c.result)));
   const { rows } = await sql<JobRow>`
+    WITH done AS (
+      UPDATE jobs AS j SET status = 'succeeded', result = v.result::jsonb,
+        finished_at = now(), updated_at = now(), locked_by = NULL, lease_expires_at = NULL
+      FROM (SELECT unnest(${ids}::uuid[]) AS job_id, unnest(${results}::text[]) AS result) AS v
+      WHERE j.job_id = v.job_id AND j.status = 'running' AND j.locked_by = ${workerId}
+      RETURNING j.job_id)
+    ${claimDue(workerId, limit, leaseMs, types)}`.execute(db);
+  return byClaimOrder(rows);
+}
+
+function claimDue(workerId: string, limit: number, leaseMs: number, types?: readonly string[]) {
+  const typeFilter = types?.length ? sql`AND type = ANY(${[...types]}::text[])` : sql``;
+  return sql`
     UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = ${workerId},
       lease_expires_at = now() + ${leaseMs} * INTERVAL '1 millisecond', started_at = now(), updated_at = now()
     WHERE job_id IN (
@@ -119,9 +163,10 @@ export async function claimJobs(db: Db, workerId: string, limit: number, leaseMs
       ORDER BY priority DESC, run_at, created_at
       LIMIT ${limit}
       FOR UPDATE SKIP LOCKED)
-    RETURNING *`.execute(db);
-  return rows.sort((a, b) => b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime());
+    RETURNING *`;
 }
+
+const byClaimOrder = (rows: JobRow[]) => rows.sort((a, b) => b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime());
 
 /** Extends the leases of the jobs `workerId` holds; returns those still held, with cancel requests. */
 export async function renewLeases(db: Db, workerId: string, jobIds: readonly string[], leaseMs: number): Promise<Array<{ job_id: string; cancel_requested_at: Date | null }>> {
@@ -343,4 +388,31 @@ export async function openJobCountsByType(db: Db): Promise<Array<{ type: string;
       count(*) FILTER (WHERE status = 'running')::int AS running
     FROM jobs WHERE status IN ('queued', 'running') GROUP BY type ORDER BY type`.execute(db);
   return rows.map((r) => ({ type: r.type, queued_due: Number(r.queued_due), queued_later: Number(r.queued_later), running: Number(r.running) }));
+}
+
+/**
+ * Whether the planner's statistics of `jobs` are stale: more rows changed since its last ANALYZE
+ * than `baseRows` plus `scale` times the rows counted then. Autovacuum applies the same rule on a
+ * PostgreSQL server, minutes later; the embedded database has no autovacuum at all.
+ */
+export async function jobsStatisticsStale(db: Db, baseRows: number, scale: number): Promise<boolean> {
+  const { rows } = await sql<{ changed: number; counted: number }>`
+    SELECT s.n_mod_since_analyze::float8 AS changed, greatest(c.reltuples, 0)::float8 AS counted
+    FROM pg_stat_user_tables AS s JOIN pg_class AS c ON c.oid = s.relid
+    WHERE s.relid = 'jobs'::regclass`.execute(db);
+  const row = rows[0];
+  return row !== undefined && Number(row.changed) > baseRows + scale * Number(row.counted);
+}
+
+/** Refreshes the planner's statistics of `jobs`; skipped when another session is analyzing or vacuuming it. */
+export async function analyzeJobs(db: Db): Promise<void> {
+  await sql`ANALYZE (SKIP_LOCKED) jobs`.execute(db);
+}
+
+/**
+ * Sends the wake-up NOTIFY that inserts with `skipNotify` left out, with `payload` (the sender's id,
+ * so its own runner can ignore it). Committed without waiting for the WAL flush: it stores nothing.
+ */
+export async function notifyJobsQueued(db: Db, payload: string): Promise<void> {
+  await sql`SELECT set_config('synchronous_commit', 'off', true), pg_notify('evalops_jobs', ${payload})`.execute(db);
 }

@@ -19,7 +19,7 @@ export function createRunner(config: Config, deps: { database: DatabaseHandle; r
   }
 }
 
-/** The dispatcher JobService hands queued rows to: the runner itself in queue mode, none otherwise. */
+/** The dispatcher JobService hands queued rows to: the runner itself (the broker's in queue mode, the in-process one's wake-up). */
 export function dispatcherOf(runner: JobRunner): JobDispatcher | undefined {
-  return runner instanceof BullmqDispatchRunner ? runner : undefined;
+  return runner instanceof BullmqDispatchRunner || runner instanceof InProcessRunner ? runner : undefined;
 }

@@ -36,8 +36,8 @@ export function routeClassOf(routePattern: string | undefined): string {
 
 /** Index of the latency bucket of `durationMs`. */
 export function bucketIndex(durationMs: number): number {
-  const i = REQUEST_DURATION_BUCKETS_MS.findIndex((bound) => durationMs <= bound);
-  return i === -1 ? REQUEST_DURATION_BUCKETS_MS.length : i;
+  for (let i = 0; i < REQUEST_DURATION_BUCKETS_MS.length; i++) if (durationMs <= REQUEST_DURATION_BUCKETS_MS[i]!) return i;
+  return REQUEST_DURATION_BUCKETS_MS.length;
 }
 
 /** The requests of one minute, route class and status code. */
@@ -83,6 +83,14 @@ export interface RequestCounterOptions {
 export class RequestCounter {
   readonly instanceId: string;
   readonly #cells = new Map<string, Cell>();
+  /**
+   * The current minute's cells by route class and status code, and the route class of each route
+   * pattern seen: record() runs for every request, and building a string key and classifying the
+   * pattern each time cost more than the counting itself.
+   */
+  #minuteMs = Number.NaN;
+  readonly #minuteCells = new Map<string, Map<number, Cell>>();
+  readonly #routeClasses = new Map<string | undefined, string>();
   readonly #maxCells: number;
   readonly #now: () => number;
   /** Requests dropped because the memory cap was reached while the database could not be written. */
@@ -97,7 +105,32 @@ export class RequestCounter {
   /** Counts one answered request. */
   record(routePattern: string | undefined, statusCode: number, durationMs: number): void {
     const minuteMs = Math.floor(this.#now() / 60_000) * 60_000;
-    this.#add({ minuteMs, routeClass: routeClassOf(routePattern), statusCode, requests: 1, durationMsSum: durationMs, buckets: oneHot(bucketIndex(durationMs)) });
+    if (minuteMs !== this.#minuteMs) {
+      this.#minuteCells.clear();
+      this.#minuteMs = minuteMs;
+    }
+    let routeClass = this.#routeClasses.get(routePattern);
+    if (routeClass === undefined) {
+      routeClass = routeClassOf(routePattern);
+      // Route patterns are few; the bound only guards against a caller passing raw URLs.
+      if (this.#routeClasses.size < 1000) this.#routeClasses.set(routePattern, routeClass);
+    }
+    const cached = this.#minuteCells.get(routeClass)?.get(statusCode);
+    if (cached !== undefined) {
+      cached.requests += 1;
+      cached.durationMsSum += durationMs;
+      cached.buckets[bucketIndex(durationMs)]! += 1;
+      return;
+    }
+    const buckets = new Array<number>(BUCKET_COUNT).fill(0);
+    buckets[bucketIndex(durationMs)] = 1;
+    // Merged into a pending cell of the same key (counts given back by restore) or added as a new one.
+    this.#add({ minuteMs, routeClass, statusCode, requests: 1, durationMsSum: durationMs, buckets });
+    const pending = this.#cells.get(cellKey(minuteMs, routeClass, statusCode));
+    if (pending === undefined) return; // dropped at once: the memory cap is reached
+    let byStatus = this.#minuteCells.get(routeClass);
+    if (byStatus === undefined) this.#minuteCells.set(routeClass, (byStatus = new Map()));
+    byStatus.set(statusCode, pending);
   }
 
   /** Cells waiting to be written. */
@@ -116,6 +149,7 @@ export class RequestCounter {
       buckets: c.buckets,
     }));
     this.#cells.clear();
+    this.#minuteCells.clear();
     return out;
   }
 
@@ -127,7 +161,7 @@ export class RequestCounter {
   }
 
   #add(cell: Cell): void {
-    const key = `${cell.minuteMs}|${cell.routeClass}|${cell.statusCode}`;
+    const key = cellKey(cell.minuteMs, cell.routeClass, cell.statusCode);
     const existing = this.#cells.get(key);
     if (existing) {
       existing.requests += cell.requests;
@@ -151,14 +185,11 @@ export class RequestCounter {
     if (oldestKey === undefined) return;
     this.dropped += this.#cells.get(oldestKey)!.requests;
     this.#cells.delete(oldestKey);
+    this.#minuteCells.clear();
   }
 }
 
-function oneHot(index: number): number[] {
-  const buckets = new Array<number>(BUCKET_COUNT).fill(0);
-  buckets[index] = 1;
-  return buckets;
-}
+const cellKey = (minuteMs: number, routeClass: string, statusCode: number) => `${minuteMs}|${routeClass}|${statusCode}`;
 
 /**
  * The latency below which `q` (e.g. 0.99) of the requests fall, interpolated inside its bucket as

@@ -20,6 +20,11 @@ export interface FakeOpenAIOptions {
   apiKey?: string;
   /** Answers for the next requests, in order; afterwards every request is answered normally. */
   script?: ScriptedAnswer[];
+  /**
+   * The answer to a request, decided from its model and messages (after the script): a string is the
+   * completion, an object an error answer; undefined answers normally (fakeAnswer).
+   */
+  reply?: (request: { model: string; messages: ReadonlyArray<{ role: string; content: string }> }) => string | { status: number; body?: unknown } | undefined;
 }
 
 export interface RecordedRequest {
@@ -75,7 +80,12 @@ export async function start(options: FakeOpenAIOptions = {}): Promise<FakeOpenAI
       sendJson(res, 400, { error: { message: 'model and messages are required' } });
       return;
     }
-    const content = fakeAnswer(request.messages);
+    const decided = options.reply?.({ model: request.model, messages: request.messages });
+    if (typeof decided === 'object') {
+      sendJson(res, decided.status, decided.body ?? { error: { message: `scripted ${decided.status}` } });
+      return;
+    }
+    const content = decided ?? fakeAnswer(request.messages);
     const promptTokens = request.messages.reduce((n, m) => n + words(m.content), 0);
     const completionTokens = words(content);
     sendJson(res, 200, {

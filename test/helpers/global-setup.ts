@@ -38,7 +38,7 @@ async function makeTemplate(target: string, migrated: boolean): Promise<void> {
 }
 
 export default async function setup(project: TestProject): Promise<void> {
-  if (!existsSync(new URL('../../dist/cli/main.js', import.meta.url))) {
+  if (!existsSync(new URL('../../dist/cli/main.js', import.meta.url)) || !existsSync(new URL('../../dist/web/public/index.html', import.meta.url))) {
     throw new Error('dist/ is missing: run `npm run build` first (npm test does it for you)');
   }
   const key = createHash('sha256').update(Object.keys(MIGRATIONS).join(',')).digest('hex').slice(0, 12);

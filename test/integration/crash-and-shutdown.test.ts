@@ -35,7 +35,8 @@ describe('a process killed with jobs running', () => {
     const first = await spawnServer(env());
     const sleeps: string[] = [];
     const noops: string[] = [];
-    for (let i = 0; i < 6; i++) sleeps.push((await api(first.url, 'POST', '/v1/jobs', { type: 'sleep', payload: { ms: 1500 }, max_attempts: 3 })).job_id);
+    // Long enough that the first four are still running when a loaded machine gets round to looking.
+    for (let i = 0; i < 6; i++) sleeps.push((await api(first.url, 'POST', '/v1/jobs', { type: 'sleep', payload: { ms: 4000 }, max_attempts: 3 })).job_id);
     for (let i = 0; i < 20; i++) noops.push((await api(first.url, 'POST', '/v1/jobs', { type: 'noop' })).job_id);
     await waitFor('four sleep jobs running', async () => {
       const { jobs } = await api(first.url, 'GET', '/v1/jobs?status=running&type=sleep');
@@ -72,8 +73,9 @@ describe('a process killed with jobs running', () => {
 
 describe('graceful shutdown on SIGTERM', () => {
   it('lets a short running job finish, and hands a long one back to the queue unpenalised', async () => {
-    const server = await spawnServer(env());
-    const short = await api(server.url, 'POST', '/v1/jobs', { type: 'sleep', payload: { ms: 150 } });
+    // The short job must still be running when SIGTERM comes, and finish within the grace period.
+    const server = await spawnServer({ ...env(), SHUTDOWN_GRACE_MS: '5000' });
+    const short = await api(server.url, 'POST', '/v1/jobs', { type: 'sleep', payload: { ms: 2500 } });
     const long = await api(server.url, 'POST', '/v1/jobs', { type: 'sleep', payload: { ms: 60_000 } });
     await waitFor('both running', async () => {
       const [a, b] = await Promise.all([api(server.url, 'GET', `/v1/jobs/${short.job_id}`), api(server.url, 'GET', `/v1/jobs/${long.job_id}`)]);

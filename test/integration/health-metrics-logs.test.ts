@@ -71,6 +71,12 @@ describe('health, metrics and structured logs', () => {
     const line = await waitFor('the access log line', async () => server.logs.find((l) => l.request_id === 'trace-me-123' && l.msg === 'request'));
     expect(line).toMatchObject({ method: 'GET', path: '/v1/jobs', route: '/v1/jobs', status: 200, level: 'info' });
     expect(typeof line.duration_ms).toBe('number');
+    // Liveness probes are logged at debug, which LOG_LEVEL=info does not write.
+    const probe = await server.api('GET', '/health', undefined, { 'x-request-id': 'probe-456' });
+    expect(probe.headers.get('x-request-id')).toBe('probe-456');
+    await server.api('GET', '/v1/jobs?limit=1', undefined, { 'x-request-id': 'after-probe' });
+    await waitFor('a later access line', async () => server.logs.find((l) => l.request_id === 'after-probe'));
+    expect(server.logs.filter((l) => l.request_id === 'probe-456')).toEqual([]);
   });
 
   it('a 5xx carries an error_id found in exactly one log line with path, method, status and stack', async () => {
@@ -91,6 +97,7 @@ describe('health, metrics and structured logs', () => {
   });
 
   it('/metrics exposes request, job and process metrics labelled by route pattern', async () => {
+    expect((await server.api('GET', '/v1/no-such-route')).status).toBe(404);
     const job = await server.api('POST', '/v1/jobs', { type: 'noop' });
     await waitFor('the job to finish', async () => (await server.api('GET', `/v1/jobs/${job.body.job_id}`)).body.status === 'succeeded');
     await server.api('GET', `/v1/jobs/${job.body.job_id}`);
@@ -98,6 +105,10 @@ describe('health, metrics and structured logs', () => {
     expect(res.headers.get('content-type')).toContain('text/plain');
     const text = await res.text();
     expect(text).toMatch(/http_requests_total\{method="GET",route="\/v1\/jobs\/:id",status_code="200"\} \d+/);
+    expect(text).toMatch(/http_requests_total\{method="GET",route="\/health",status_code="200"\} [1-9]/);
+    // Requests no route matched share one label, never their URL.
+    expect(text).toMatch(/http_requests_total\{method="GET",route="unmatched",status_code="404"\} [1-9]/);
+    expect(text).not.toContain('no-such-route');
     expect(text).not.toContain(job.body.job_id);
     expect(text).toMatch(/http_request_duration_seconds_bucket\{le="[\d.]+",method="POST",route="\/v1\/jobs",status_code="202"\}/);
     expect(text).toMatch(/evalops_jobs_submitted_total\{type="noop"\} [1-9]/);

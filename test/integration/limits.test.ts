@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { casesJsonl, textPrompt } from '../helpers/eval-helpers.ts';
-import { runCli, spawnServer, waitFor } from '../helpers/processes.ts';
+import { runCli, waitFor } from '../helpers/processes.ts';
 import { createTestDatabase, TEST_DB, type TestDatabase } from '../helpers/test-database.ts';
 import { startTestServer, type TestServer } from '../helpers/test-server.ts';
 
@@ -145,24 +145,6 @@ describe('rate limits per IP when anonymous, in Redis across processes', () => {
   });
 });
 
-describe.runIf(TEST_DB === 'postgres')('runtime limits reach every API process (PostgreSQL)', () => {
-  it('`evalops limits set` on the database is applied by two running processes within seconds', async () => {
-    const db = await createTestDatabase();
-    owned.push({ close: () => db.cleanup() });
-    const servers = [await spawnServer({ ...db.env, AUTH_DISABLED: 'true' }), await spawnServer({ ...db.env, AUTH_DISABLED: 'true' })];
-    owned.push(...servers.map((s) => ({ close: async () => void (await s.stop()) })));
-    const post = (url: string, bytes: number) =>
-      fetch(`${url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'noop', payload: { pad: 'x'.repeat(bytes) } }) }).then((r) => r.status);
-    for (const s of servers) expect(await post(s.url, 500)).toBe(202);
-    const started = Date.now();
-    expect((await runCli(['limits', 'set', 'job.payload_bytes=100'], db.env)).code).toBe(0);
-    for (const s of servers) await waitFor('the new payload limit', async () => (await post(s.url, 500)) === 413, 10_000, 20);
-    const elapsed = Date.now() - started;
-    expect(elapsed).toBeLessThan(5000);
-    console.log(`runtime limit applied by 2 processes ${elapsed} ms after \`evalops limits set\` was started (CLI start-up included)`);
-  });
-});
-
 describe('input limits', () => {
   let server: TestServer;
   beforeAll(async () => {
@@ -286,7 +268,12 @@ describe('security headers and CORS', () => {
       expect(res.headers.get('x-content-type-options'), route).toBe('nosniff');
       expect(res.headers.get('x-frame-options'), route).toBe('SAMEORIGIN');
       expect(res.headers.get('content-security-policy'), route).toContain("default-src 'self'");
+      expect(res.headers.get('strict-transport-security'), route).toContain('max-age=');
+      expect(res.headers.get('x-request-id'), route).toBeTruthy();
       expect(res.headers.get('access-control-allow-origin'), route).toBeNull();
+      // Pages and API answers carry helmet's page headers too; the liveness probe only those above.
+      expect(res.headers.get('referrer-policy'), route).toBe(route === '/health' ? null : 'no-referrer');
+      expect(res.headers.get('cross-origin-opener-policy'), route).toBe(route === '/health' ? null : 'same-origin');
     }
     const preflight = await fetch(`${server.url}/v1/jobs`, { method: 'OPTIONS', headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST' } });
     expect(preflight.headers.get('access-control-allow-origin')).toBeNull();

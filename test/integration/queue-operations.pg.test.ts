@@ -105,6 +105,13 @@ describe('worker metrics', () => {
       expect(text).toMatch(/^evalops_worker_info\{name="metrics",.*\} 1$/m);
       expect(text).toContain('evalops_job_duration_seconds_bucket');
       expect(text).toContain('process_cpu_seconds_total');
+      // The API's own counter does not see the jobs its workers finish: the job-success rate in
+      // Prometheus needs every worker's port scraped (README, Queue mode; runbook Q.6).
+      const apiMetrics = await api.api('GET', '/metrics');
+      expect(apiMetrics.status).toBe(200);
+      expect(String(apiMetrics.body)).toContain('# TYPE evalops_jobs_finished_total counter');
+      expect(String(apiMetrics.body)).not.toMatch(/^evalops_jobs_finished_total\{/m);
+      expect(String(apiMetrics.body)).toMatch(/^evalops_jobs_submitted_total\{type="noop"\} 1$/m);
     } finally {
       await w.stop('SIGTERM');
       await api.close(2000);

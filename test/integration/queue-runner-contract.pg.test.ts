@@ -41,7 +41,15 @@ const stuck: JobHandler<Record<string, never>> = {
     await sleep(60_000, undefined, { signal: ctx.signal });
   },
 };
-const handlers = [flaky, broken, stuck];
+const poison: JobHandler<Record<string, never>> = {
+  type: 'poison',
+  description: 'succeeds with a result jsonb refuses (a NUL character)',
+  payloadSchema: z.object({}),
+  async run() {
+    return { text: 'a\u0000b' };
+  },
+};
+const handlers = [flaky, broken, stuck, poison];
 
 interface Setup {
   server: TestServer;
@@ -141,6 +149,15 @@ describe.each(['inprocess', 'queue'] as const)('runner contract: %s', (mode) => 
     expect(b.error_message).toContain('input can never work');
     const s = await untilStatus(await submit({ type: 'stuck', max_attempts: 1 }), ['failed']);
     expect(s.error_message).toBe('attempt 1 of 1: timed out after 200 ms');
+  });
+
+  it('fails only the job whose result the database refuses, not the others stored with it', async () => {
+    // Submitted together, so the successes are written in the same batches as the refused one.
+    const [refused, ...others] = await Promise.all([submit({ type: 'poison', max_attempts: 2 }), ...Array.from({ length: 20 }, () => submit({ type: 'noop' }))]);
+    const failed = await untilStatus(refused!, ['succeeded', 'failed']);
+    expect(failed).toMatchObject({ status: 'failed', attempts: 2, result: null });
+    expect(failed.error_message).toMatch(/^attempt 2 of 2: unsupported Unicode escape sequence/);
+    for (const id of others) expect(await untilStatus(id, ['succeeded', 'failed'])).toMatchObject({ status: 'succeeded', attempts: 1 });
   });
 
   it('cancels a queued job at once, and a running sleep job through its signal', async () => {

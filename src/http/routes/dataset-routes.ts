@@ -84,9 +84,23 @@ export const datasetRoutes: FastifyPluginAsyncZod<{ datasets: DatasetService; up
 
   app.get(
     '/v1/datasets/:id/rows',
-    { schema: { tags, summary: 'The snapshot as stored: canonical JSONL, one row per line', params: idParams } },
+    {
+      schema: {
+        tags,
+        summary: 'The snapshot as stored: canonical JSONL, one row per line; with offset or limit, only those rows (a preview reads no further)',
+        params: idParams,
+        querystring: z.object({
+          offset: z.coerce.number().int().min(0).optional().describe('rows to skip'),
+          limit: z.coerce.number().int().min(1).max(10_000).optional().describe('rows to send at most'),
+        }),
+      },
+    },
     async (request, reply) => {
-      const stream = await datasets.openContent(request.params.id);
+      const { offset, limit } = request.query;
+      const stream =
+        offset === undefined && limit === undefined
+          ? await datasets.openContent(request.params.id)
+          : await datasets.readRows(request.params.id, { offset: offset ?? 0, limit: limit ?? 10_000 });
       return reply.type('application/x-ndjson').send(stream);
     },
   );

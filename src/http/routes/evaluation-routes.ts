@@ -4,6 +4,8 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { evaluationRequestSchema } from '../../evals/evaluation-spec.ts';
 import { type EvaluationService, parseRunStatuses } from '../../evals/evaluation-service.ts';
+import { MAX_SEARCH_CHARS, parseCaseStatuses } from '../../evals/case-pages.ts';
+import { MAX_FLIPPED_WITH_TEXTS, MAX_TEXT_CHARS } from '../../evals/compare-cases.ts';
 import { RUN_METADATA_SCHEMA } from '../../evals/run-metadata.ts';
 import { JOB_STATUSES } from '../../db/schema.ts';
 
@@ -40,6 +42,70 @@ const runSchema = z.object({
 });
 
 const idParams = z.object({ id: z.string().describe('run id (UUID)') });
+
+const scoreSchema = z.object({ score: z.number().nullable(), pass: z.boolean(), reason: z.string().nullable() });
+
+const caseSchema = z.object({
+  index: z.number().describe('0-based position of the case in results.jsonl (dataset order)'),
+  id: z.string(),
+  vars: z.record(z.string(), z.unknown()),
+  expected: z.unknown(),
+  output: z.string().nullable(),
+  pass: z.boolean(),
+  scores: z.record(z.string(), scoreSchema),
+  latency_ms: z.number().nullable(),
+  tokens: z.object({ prompt: z.number(), completion: z.number(), total: z.number() }).nullable(),
+  error: z.string().nullable(),
+});
+
+const casePageSchema = z.object({
+  total: z.number().describe('cases in the run'),
+  matched: z.number().describe('cases matching status and q (exact)'),
+  offset: z.number(),
+  limit: z.number(),
+  cases: z.array(caseSchema),
+});
+
+const briefRunSchema = z.object({ run_id: z.string(), prompt_version: z.string(), data_snapshot_id: z.string(), model: z.string(), mode: z.enum(['live', 'replay']), status: z.enum(JOB_STATUSES) });
+const sideSchema = z.object({ output: z.string().nullable(), error: z.string().nullable() });
+const comparisonSchema = z.object({
+  base: briefRunSchema,
+  head: briefRunSchema,
+  same_dataset: z.boolean(),
+  pairedCases: z.number(),
+  onlyInBase: z.number(),
+  onlyInHead: z.number(),
+  scorers: z.array(
+    z.object({
+      scorer: z.string(),
+      pairedCases: z.number(),
+      baseMean: z.number().nullable(),
+      headMean: z.number().nullable(),
+      meanDelta: z.number().nullable().describe('head - base'),
+      ci: z.object({ lower: z.number(), upper: z.number(), confidence: z.number(), method: z.enum(['bootstrap', 'normal']), resamples: z.number().nullable() }).nullable(),
+      pairedPassCases: z.number(),
+      basePassRate: z.number().nullable(),
+      headPassRate: z.number().nullable(),
+      mcnemar: z.object({ passToFail: z.number(), failToPass: z.number(), exactP: z.number(), chiSquare: z.number().nullable(), chiSquareP: z.number().nullable() }),
+    }),
+  ),
+  flipped: z.array(
+    z.object({
+      id: z.string(),
+      scorer: z.string(),
+      from: z.enum(['pass', 'fail']),
+      to: z.enum(['pass', 'fail']),
+      baseScore: z.number().nullable(),
+      headScore: z.number().nullable(),
+      vars: z.record(z.string(), z.unknown()).optional(),
+      expected: z.unknown().optional(),
+      base: sideSchema.optional(),
+      head: sideSchema.optional(),
+      truncated: z.boolean().optional().describe(`an output or error was cut at ${MAX_TEXT_CHARS} characters`),
+    }),
+  ),
+  flippedTotal: z.number(),
+});
 const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
 
 const CONTENT_TYPES: Record<string, string> = { '.jsonl': 'application/x-ndjson', '.json': 'application/json', '.partial': 'application/octet-stream' };
@@ -87,12 +153,20 @@ export const evaluationRoutes: FastifyPluginAsyncZod<{ evaluations: EvaluationSe
       schema: {
         tags,
         summary: 'Per-scorer deltas with a paired bootstrap interval and McNemar test, and the cases that flipped',
-        querystring: z.object({ base: z.string(), head: z.string(), max_flipped: z.coerce.number().int().min(0).max(100_000).default(1000) }),
-        '4xx': errorSchema,
+        description:
+          `Flipped cases come regressions (pass -> fail) first. With outputs=true (the default) the first ${MAX_FLIPPED_WITH_TEXTS} of them carry vars, expected ` +
+          `and both runs' output and error (each cut at ${MAX_TEXT_CHARS} characters), for reading them side by side.`,
+        querystring: z.object({
+          base: z.string(),
+          head: z.string(),
+          max_flipped: z.coerce.number().int().min(0).max(100_000).default(1000),
+          outputs: bool.default(true).describe('attach inputs and both outputs to the flipped cases'),
+        }),
+        response: { 200: comparisonSchema, '4xx': errorSchema },
       },
     },
     async (request) => {
-      const { base, head, same_dataset, comparison } = await evaluations.compare(request.query.base, request.query.head, { maxFlipped: request.query.max_flipped });
+      const { base, head, same_dataset, comparison } = await evaluations.compare(request.query.base, request.query.head, { maxFlipped: request.query.max_flipped, outputs: request.query.outputs });
       const brief = (r: typeof base) => ({ run_id: r.run_id, prompt_version: r.prompt_version, data_snapshot_id: r.data_snapshot_id, model: r.model, mode: r.mode, status: r.status });
       return { base: brief(base), head: brief(head), same_dataset, ...comparison };
     },
@@ -141,6 +215,32 @@ export const evaluationRoutes: FastifyPluginAsyncZod<{ evaluations: EvaluationSe
       const q = request.query;
       const stream = await evaluations.results(request.params.id, { pass: q.pass, errored: q.error, offset: q.offset, limit: q.limit });
       return reply.type('application/x-ndjson').send(stream);
+    },
+  );
+
+  app.get(
+    '/v1/evaluations/:id/cases',
+    {
+      schema: {
+        tags,
+        summary: "A page of a finished run's cases in dataset order, filtered by outcome and searched, with exact counts",
+        description:
+          'Reads through an index of results.jsonl (built on first use, kept in memory for recently read runs), so a page deep in a large run ' +
+          'answers as fast as the first. `q` is looked for, case-insensitively, in the id, vars, expected, output and error; the first search ' +
+          'of a run reads its whole file once and keeps the matches for the following pages.',
+        params: idParams,
+        querystring: z.object({
+          offset: z.coerce.number().int().min(0).default(0).describe('matching cases to skip'),
+          limit: z.coerce.number().int().min(1).max(500).default(50),
+          status: z.string().optional().describe('pass (answered, every scorer passed), fail (answered, a scorer failed), error (no answer); comma-separated for several'),
+          q: z.string().max(MAX_SEARCH_CHARS).optional().describe('text to look for'),
+        }),
+        response: { 200: casePageSchema, '4xx': errorSchema },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      return evaluations.cases(request.params.id, { offset: q.offset, limit: q.limit, status: parseCaseStatuses(q.status), q: q.q });
     },
   );
 

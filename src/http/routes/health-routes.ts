@@ -5,8 +5,9 @@ import { detailedHealth, type HealthDeps } from '../../ops/health-check.ts';
 export const healthRoutes: FastifyPluginAsyncZod<{ deps: HealthDeps }> = async (app, { deps }) => {
   const ok = '{"status":"ok"}';
   app.get('/health', { schema: { tags: ['health'], summary: 'Liveness: 200 while the process can answer, whatever its dependencies do' } }, async (_req, reply) =>
-    // A constant body, not serialised per request: this is the route load balancers hammer.
-    reply.type('application/json').send(ok),
+    // A constant body, not serialised per request: this is the route load balancers hammer. The
+    // content type names its charset, so Fastify has nothing to add to it per request.
+    reply.type('application/json; charset=utf-8').send(ok),
   );
 
   app.get(

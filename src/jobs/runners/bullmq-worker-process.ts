@@ -82,6 +82,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
 
     const runner = new BullmqWorkerRunner({
       database,
+      databaseUrl: config.databaseUrl,
       registry,
       logger,
       metrics,

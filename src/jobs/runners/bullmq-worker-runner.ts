@@ -4,22 +4,24 @@ import type { Redis } from 'ioredis';
 import { Counter, Gauge } from 'prom-client';
 import { EVALOPS_VERSION } from '../../config/version.ts';
 import type { DatabaseHandle } from '../../db/database.ts';
-import type { JobRow } from '../../db/schema.ts';
 import type { Logger } from '../../obs/logger.ts';
 import type { Metrics } from '../../obs/metrics.ts';
 import type { HandlerRegistry } from '../handler-registry.ts';
-import { type ExecutionOutcome, JobExecutor } from '../job-executor.ts';
+import { type ExecutionOutcome, type HeldJob, JobExecutor } from '../job-executor.ts';
 import type { JobRunner, RunnerStatus } from '../job-runner.ts';
-import { claimJobsById, claimStates, completeAndClaimJobs, dispatchableJobs, recoverExpiredLeases, renewLeases } from '../job-store.ts';
+import { claimJobsById, claimStates, dispatchableJobs, recoverExpiredLeases } from '../job-store.ts';
 import { BullmqDispatcher } from './bullmq-dispatcher.ts';
 import { createRedis, queueNameFor, QueueSet, redisReady } from './bullmq-queues.ts';
 import { WorkerRegistration } from './bullmq-worker-registry.ts';
 import { Slots } from './worker-slots.ts';
+import { StatusStatement } from './worker-status-statement.ts';
 import { StatusWriter } from './worker-status-writer.ts';
 import { makeWorkerId } from './inprocess-runner.ts';
 
 export interface BullmqWorkerRunnerOptions {
   database: DatabaseHandle;
+  /** The PostgreSQL URL of `database`: the claims and successes go through connections of their own. */
+  databaseUrl: string;
   registry: HandlerRegistry;
   logger: Logger;
   metrics: Metrics;
@@ -43,6 +45,11 @@ export interface BullmqWorkerRunnerOptions {
 const SLOT_WAIT_MS = 100;
 const SLOT_RETRY_MS = 500;
 
+/** Status statements (claims and successes, batched) a worker keeps in flight at once. */
+const STATEMENTS_IN_FLIGHT = 2;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** Why a delivered job was not run here. */
 type DropReason = 'missing' | 'held-elsewhere' | 'finished';
 
@@ -51,10 +58,12 @@ type DropReason = 'missing' | 'held-elsewhere' | 'finished';
  * same JobExecutor as the in-process runner.
  *
  * The row decides, BullMQ delivers. A delivered id is claimed with one conditional UPDATE (queued and
- * due -> running, batched across the deliveries of one tick); a worker that does not get the row drops
- * the delivery (the row is running elsewhere, finished, or gone), or puts it back as delayed when the
- * row is queued for later (a retry's backoff, a `run_at`). While a job runs, its row's lease is renewed
- * like the in-process runner's; cancellation arrives by NOTIFY (and the lease renewal, as a fallback).
+ * due -> running), batched with the other claims and the successes of the moment (StatusWriter); a
+ * worker that does not get the row drops the delivery (the row is running elsewhere, finished, or
+ * gone), or puts it back as delayed when the row is queued for later (a retry's backoff, a `run_at`).
+ * While a job runs, its row's lease is renewed like the in-process runner's; cancellation arrives by
+ * NOTIFY (and the lease renewal, as a fallback). A success completes the delivery at once and reaches
+ * the row in the next batched statement (see `run`).
  *
  * Crash recovery: BullMQ's lock on a delivery lasts JOB_LEASE_MS, like the row's lease. A SIGKILLed
  * worker's rows are taken back by lease expiry (any worker's or the API's sweep: queued again while
@@ -77,6 +86,7 @@ export class BullmqWorkerRunner implements JobRunner {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unlisten: Array<() => Promise<void>> = [];
   private readonly inflight = new Set<Promise<ExecutionOutcome>>();
+  private readonly statement: StatusStatement;
   private readonly writer: StatusWriter;
   private readonly slots: Slots | undefined;
   private readonly dropped: Counter<'reason'>;
@@ -91,7 +101,8 @@ export class BullmqWorkerRunner implements JobRunner {
   constructor(private readonly options: BullmqWorkerRunnerOptions) {
     this.workerId = makeWorkerId(options.name);
     this.log = options.logger.child({ component: 'worker', worker: options.name, worker_id: this.workerId });
-    this.writer = new StatusWriter((completions, claimIds) => completeAndClaimJobs(options.database.db, this.workerId, completions, claimIds, options.leaseMs));
+    this.statement = new StatusStatement(options.databaseUrl, STATEMENTS_IN_FLIGHT, this.workerId, options.leaseMs, this.log);
+    this.writer = new StatusWriter((completions, claimIds) => this.statement.write(completions, claimIds), STATEMENTS_IN_FLIGHT);
     this.executor = new JobExecutor({
       db: options.database.db,
       workerId: this.workerId,
@@ -100,7 +111,7 @@ export class BullmqWorkerRunner implements JobRunner {
       metrics: options.metrics,
       retryBaseMs: options.retryBaseMs,
       retryMaxMs: options.retryMaxMs,
-      writeCompletions: (batch) => this.writer.complete(batch),
+      storeCompletion: (completion) => this.writer.complete(completion),
     });
     // One BullMQ Worker per type, each at full concurrency; with several types a shared pool of slots
     // keeps the total at `concurrency`.
@@ -131,6 +142,7 @@ export class BullmqWorkerRunner implements JobRunner {
       await Promise.allSettled(this.unlisten.map((stop) => stop()));
       await Promise.allSettled(this.workers.map((w) => w.close(true)));
       for (const c of this.connections) c.disconnect();
+      await this.statement.close().catch(() => {});
       throw err;
     }
   }
@@ -152,16 +164,19 @@ export class BullmqWorkerRunner implements JobRunner {
       timer.unref();
       this.timers.push(timer);
     };
-    every(Math.max(200, Math.floor(leaseMs / 3)), () => this.heartbeat());
+    every(Math.max(200, Math.floor(leaseMs / 3)), () => this.executor.renewHeldLeases(leaseMs));
     every(Math.max(500, Math.floor(leaseMs / 2)), () => this.sweep());
 
     this.registration = new WorkerRegistration(this.redis, this.connection('blocking', 'registry'), prefix, () => this.describe(), this.log);
     await this.registration.start();
 
     this.running = true;
+    // One connection carries the commands of every type's BullMQ Worker (fetch, complete, lock
+    // renewal); BullMQ adds a blocking connection of its own per Worker for waiting on an empty queue.
+    const queueConnection = this.connection('blocking', 'queues');
     for (const type of types) {
       const worker = new Worker(queueNameFor(type), (job, token) => this.processOfType(type, job, token), {
-        connection: this.connection('blocking', `queue ${type}`),
+        connection: queueConnection,
         prefix,
         name,
         concurrency,
@@ -231,6 +246,8 @@ export class BullmqWorkerRunner implements JobRunner {
   /** The BullMQ processor: claim the row, run it, and leave the delivery in the state the row says. */
   private async process(job: BullJob, token: string | undefined): Promise<unknown> {
     const jobId = job.id!;
+    // Not a job id at all (something else wrote to this queue): no row can match it.
+    if (!UUID.test(jobId)) return this.drop(jobId, 'missing');
     if (this.stopping) return this.handBack(job, token);
     if (this.slots) {
       const slot = await this.slots.acquire(SLOT_WAIT_MS);
@@ -241,7 +258,7 @@ export class BullmqWorkerRunner implements JobRunner {
     this.rebalance();
     try {
       if (this.stopping) return await this.handBack(job, token);
-      let row: JobRow | undefined;
+      let row: HeldJob | undefined;
       try {
         row = await this.writer.claim(jobId);
         if (!row) row = await this.claimAfterMiss(job, token);
@@ -260,7 +277,7 @@ export class BullmqWorkerRunner implements JobRunner {
   }
 
   /** The claim missed: find out why, and drop, delay or retry the delivery. */
-  private async claimAfterMiss(job: BullJob, token: string | undefined): Promise<JobRow | undefined> {
+  private async claimAfterMiss(job: BullJob, token: string | undefined): Promise<HeldJob | undefined> {
     const jobId = job.id!;
     const db = this.options.database.db;
     for (let attempt = 0; ; attempt++) {
@@ -279,17 +296,32 @@ export class BullmqWorkerRunner implements JobRunner {
     }
   }
 
-  private async run(job: BullJob, token: string | undefined, row: JobRow): Promise<unknown> {
+  /**
+   * Runs a claimed job. Its delivery is completed in BullMQ as soon as the handler has succeeded: the
+   * success goes to the table in the next batched statement, together with the claims of the
+   * deliveries that the completion fetches, so a slot waits for one statement per job rather than
+   * two. Until that write lands the row stays `running` under this worker's renewed lease; should the
+   * write fail or the worker die first, the row is taken back like any unrecorded job (lease expiry,
+   * then the sweep and the API's reconciler enqueue it again). Any other outcome is stored before
+   * the delivery is settled to match it.
+   */
+  private async run(job: BullJob, token: string | undefined, row: HeldJob): Promise<unknown> {
     const started = performance.now();
-    const running = this.executor.execute(row);
+    let succeeded: () => void = () => {};
+    const handlerSucceeded = new Promise<'succeeded'>((resolve) => (succeeded = () => resolve('succeeded')));
+    const running = this.executor.execute(row, { onSucceeded: () => succeeded() });
     this.inflight.add(running);
-    let outcome: ExecutionOutcome;
-    try {
-      outcome = await running;
-    } finally {
+    const recorded = running.then((outcome) => {
       this.inflight.delete(running);
+      this.log.info({ job_id: row.job_id, type: row.type, attempt: row.attempts, outcome, duration_ms: Math.round((performance.now() - started) * 100) / 100 }, 'job finished');
+      return outcome;
+    });
+    const first = await Promise.race([handlerSucceeded, recorded]);
+    if (first === 'succeeded') {
+      void recorded.then((outcome) => (outcome === 'succeeded' ? undefined : this.redispatch(row.job_id, outcome)));
+      return undefined;
     }
-    this.log.info({ job_id: row.job_id, type: row.type, attempt: row.attempts, outcome, duration_ms: Math.round((performance.now() - started) * 100) / 100 }, 'job finished');
+    const outcome = first;
     if (outcome === 'handed-back') return this.handBack(job, token);
     if (outcome === 'retry' || outcome === 'lost') {
       // The row is queued again (a retry's backoff, or a sweep took it back): keep the delivery until due.
@@ -297,6 +329,20 @@ export class BullmqWorkerRunner implements JobRunner {
       if (state?.status === 'queued') return this.delay(job, token, Math.max(0, state.due_in_ms));
     }
     return undefined;
+  }
+
+  /**
+   * A job whose delivery was completed on success but whose success could not be stored: when its row
+   * is queued again (a retry, a hand-back), enqueue it now rather than at the reconciler's next pass.
+   */
+  private async redispatch(jobId: string, outcome: ExecutionOutcome): Promise<void> {
+    try {
+      const jobs = await dispatchableJobs(this.options.database.db, { jobIds: [jobId], limit: 1 });
+      if (jobs.length) await this.dispatcher?.dispatchAndWait(jobs);
+    } catch (err) {
+      // The reconciler enqueues it within QUEUE_RECONCILE_MS; a row left running comes back by lease expiry.
+      this.log.warn({ err: (err as Error).message, job_id: jobId, outcome }, 'could not enqueue a job again after its success failed to store');
+    }
   }
 
   private drop(jobId: string, reason: DropReason): undefined {
@@ -324,17 +370,6 @@ export class BullmqWorkerRunner implements JobRunner {
       this.log.warn({ err: (err as Error).message, job_id: job.id }, 'could not hand a delivery back');
     }
     throw new WaitingError();
-  }
-
-  private async heartbeat(): Promise<void> {
-    const held = this.executor.activeIds();
-    if (held.length === 0) return;
-    const renewed = await renewLeases(this.options.database.db, this.workerId, held, this.options.leaseMs);
-    const still = new Map(renewed.map((r) => [r.job_id, r.cancel_requested_at]));
-    for (const id of held) {
-      if (!still.has(id)) this.executor.abort(id, 'lease-lost', 'lease expired and was taken back');
-      else if (still.get(id)) this.executor.abort(id, 'cancelled', 'cancel requested');
-    }
   }
 
   /** Takes back rows whose holder stopped renewing its lease and hands the requeued ones to BullMQ. */
@@ -380,6 +415,8 @@ export class BullmqWorkerRunner implements JobRunner {
       await Promise.allSettled(this.workers.map((w) => w.close(true)));
     }
     await this.executor.flush();
+    await this.writer.drain();
+    await this.statement.close().catch((err) => this.log.warn({ err: (err as Error).message }, 'could not close the status connections'));
     for (const timer of this.timers) clearInterval(timer);
     await Promise.allSettled(this.unlisten.map((stop) => stop()));
     await this.registration?.stop(this.workerId);

@@ -52,6 +52,31 @@ describe('RequestCounter', () => {
     expect(cell!.buckets[0]).toBe(2);
   });
 
+  it('counts every request exactly across drains, restores and minute changes', () => {
+    let now = Date.parse('2025-01-10T09:30:05Z');
+    const counter = new RequestCounter({ instanceId: 'a', now: () => now });
+    const total = () => counter.drain().reduce((sum, c) => sum + c.requests, 0);
+    for (let i = 0; i < 1000; i++) counter.record('/health', 200, 1);
+    const first = counter.drain();
+    expect(first).toHaveLength(1);
+    expect(first[0]).toMatchObject({ requests: 1000, durationMsSum: 1000 });
+    // A drained cell is not counted into any more: the next request starts a new cell.
+    counter.record('/health', 200, 1);
+    expect(first[0]!.requests).toBe(1000);
+    counter.restore(first);
+    counter.record('/health', 200, 1);
+    now += 60_000;
+    counter.record('/health', 200, 1);
+    counter.record(undefined, 404, 1);
+    const cells = counter.drain().sort((x, y) => x.minute.getTime() - y.minute.getTime() || x.statusCode - y.statusCode);
+    expect(cells.map((c) => [c.minute.toISOString(), c.routeClass, c.statusCode, c.requests])).toEqual([
+      ['2025-01-10T09:30:00.000Z', 'health', 200, 1002],
+      ['2025-01-10T09:31:00.000Z', 'health', 200, 1],
+      ['2025-01-10T09:31:00.000Z', 'unmatched', 404, 1],
+    ]);
+    expect(total()).toBe(0);
+  });
+
   it('keeps at most maxCells while the database cannot be written, dropping the oldest minutes', () => {
     let now = Date.parse('2025-01-10T09:00:00Z');
     const counter = new RequestCounter({ instanceId: 'a', maxCells: 3, now: () => now });
