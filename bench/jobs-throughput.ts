@@ -12,6 +12,7 @@ import { benchPool, createBenchDatabase } from './support/postgres.ts';
 import { checkBuild, type ChildServer, JsonClient, sleep, startEvalops, tempDir } from './support/processes.ts';
 import { baselineTableDdl, runRawQueue, type SqlClient } from './support/raw-sql-queue.ts';
 import { fmt, median, note, percentile, printSummary, ratioSummary } from './support/report.ts';
+import { alternatingRounds, type Contender } from './support/job-rounds.ts';
 import { Resources, runBenchmark } from './support/resources.ts';
 
 /**
@@ -44,11 +45,6 @@ const { values: opts, flags } = readOptions(
   },
 );
 
-interface Contender {
-  name: string;
-  /** Runs `n` jobs to completion; jobs per second. */
-  run(n: number, counted: boolean): Promise<number>;
-}
 
 const timeoutFor = (n: number) => 60_000 + n * 20;
 
@@ -161,21 +157,6 @@ function rawContender(name: string, clients: SqlClient[], table: string): Conten
   };
 }
 
-/** Warms every contender up, then runs alternating rounds (A B C, C B A, ...); the median jobs/s of each. */
-async function rounds(contenders: Contender[]): Promise<Map<Contender, number>> {
-  for (const c of contenders) await c.run(opts.warmup, false);
-  note(`warmed up (${opts.warmup} jobs each)`);
-  const figures = new Map<Contender, number[]>(contenders.map((c) => [c, []]));
-  for (let round = 1; round <= opts.rounds; round++) {
-    const order = round % 2 === 1 ? contenders : [...contenders].reverse();
-    for (const c of order) {
-      const jobsPerSec = await c.run(opts.jobs, true);
-      figures.get(c)!.push(jobsPerSec);
-      note(`round ${round}: ${c.name.padEnd(34)} ${fmt(jobsPerSec).padStart(7)} jobs/s`);
-    }
-  }
-  return new Map(contenders.map((c) => [c, median(figures.get(c)!)]));
-}
 
 async function postgresPart(resources: Resources, dir: string): Promise<string[]> {
   const database = await createBenchDatabase(resources, 'jobs');
@@ -207,7 +188,7 @@ async function postgresPart(resources: Resources, dir: string): Promise<string[]
   const minimal = rawContender('raw SQL (pg)', clients, 'bench_jobs_minimal');
   const full = rawContender('raw SQL (pg, full jobs schema)', clients, 'bench_jobs_full');
   note(`throughput: ${opts.jobs} noop jobs, ${opts.clients} clients, ${opts.rounds} round(s)`);
-  const medians = await rounds([service, minimal, full]);
+  const medians = await alternatingRounds([service, minimal, full], { ...opts, nameWidth: 34 });
 
   const lines = [
     ratioSummary('jobs (postgres)', { name: 'evalops', value: medians.get(service)!, unit: 'jobs/s' }, { name: 'raw SQL', value: medians.get(minimal)!, unit: 'jobs/s' }, RATIO_TARGET).line,
@@ -284,7 +265,7 @@ async function pglitePart(resources: Resources, dir: string): Promise<string[]> 
   const minimal = rawContender('raw SQL (pglite in-process)', clients, 'bench_jobs_minimal');
   const full = rawContender('raw SQL (pglite, full jobs schema)', clients, 'bench_jobs_full');
   note(`throughput: ${opts.jobs} noop jobs, ${opts.clients} clients, ${opts.rounds} round(s)`);
-  const medians = await rounds([service, minimal, full]);
+  const medians = await alternatingRounds([service, minimal, full], { ...opts, nameWidth: 34 });
   return [
     ratioSummary('jobs (pglite)', { name: 'evalops', value: medians.get(service)!, unit: 'jobs/s' }, { name: 'raw SQL on in-process PGlite', value: medians.get(minimal)!, unit: 'jobs/s' }).line,
     ratioSummary(

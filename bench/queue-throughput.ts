@@ -10,6 +10,7 @@ import { readOptions } from './support/options.ts';
 import { benchPool, createBenchDatabase } from './support/postgres.ts';
 import { checkBuild, CLI, type ChildServer, JsonClient, REPO_ROOT, sleep, startEvalops, tempDir } from './support/processes.ts';
 import { fmt, median, note, percentile, printSummary, ratioSummary } from './support/report.ts';
+import { alternatingRounds, type Contender } from './support/job-rounds.ts';
 import { killOnExit, type Resources, runBenchmark } from './support/resources.ts';
 
 /**
@@ -102,11 +103,6 @@ async function startWorkerProcess(resources: Resources, env: Record<string, stri
   }
 }
 
-interface Contender {
-  name: string;
-  /** Runs `n` jobs to completion; jobs per second. */
-  run(n: number, counted: boolean): Promise<number>;
-}
 
 function evalopsContender(server: ChildServer, workerPid: number, pool: import('pg').Pool): Contender {
   return {
@@ -239,20 +235,6 @@ async function rawWorkerChild(prefix: string, concurrency: number): Promise<neve
   throw new Error('unreachable');
 }
 
-async function rounds(contenders: Contender[]): Promise<Map<Contender, number>> {
-  for (const c of contenders) await c.run(opts.warmup, false);
-  note(`warmed up (${opts.warmup} jobs each)`);
-  const figures = new Map<Contender, number[]>(contenders.map((c) => [c, []]));
-  for (let round = 1; round <= opts.rounds; round++) {
-    const order = round % 2 === 1 ? contenders : [...contenders].reverse();
-    for (const c of order) {
-      const jobsPerSec = await c.run(opts.jobs, true);
-      figures.get(c)!.push(jobsPerSec);
-      note(`round ${round}: ${c.name.padEnd(22)} ${fmt(jobsPerSec).padStart(7)} jobs/s`);
-    }
-  }
-  return new Map(contenders.map((c) => [c, median(figures.get(c)!)]));
-}
 
 /** One job at a time on the idle queue: `started_at - created_at` from the table. */
 async function latency(server: ChildServer, pool: import('pg').Pool): Promise<string> {
@@ -345,7 +327,7 @@ await runBenchmark('queue-throughput', async (resources) => {
   const evalopsQueue = new Queue('jobs.noop', { connection: dispatchConnection, prefix });
   resources.defer('evalops noop queue', () => evalopsQueue.close());
   const workerSide = workerSideContender(evalopsQueue, worker.pid!, pool);
-  const medians = await rounds([evalops, raw, workerSide]);
+  const medians = await alternatingRounds([evalops, raw, workerSide], { ...opts, nameWidth: 22 });
   const lines = [
     ratioSummary('queue (end to end)', { name: 'evalops API + 1 worker', value: medians.get(evalops)!, unit: 'jobs/s' }, { name: 'raw BullMQ addBulk + no-op Worker', value: medians.get(raw)!, unit: 'jobs/s' }, RATIO_TARGET).line,
     ratioSummary('queue (worker side)', { name: 'evalops worker, ids from addBulk', value: medians.get(workerSide)!, unit: 'jobs/s' }, { name: 'raw BullMQ addBulk + no-op Worker', value: medians.get(raw)!, unit: 'jobs/s' }).line,

@@ -9,8 +9,8 @@ process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL');
 });
 
-export interface ServerProcess {
-  url: string;
+/** An `evalops` command running as its own process, with its JSON log lines collected. */
+export interface CliProcess {
   proc: ChildProcess;
   /** Every JSON log line written so far. */
   logs: Array<Record<string, unknown>>;
@@ -19,63 +19,86 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 }
 
-/** Starts `evalops serve` as its own process and waits for its "listening" log line. */
-export function spawnServer(env: Record<string, string>, timeoutMs = 30_000): Promise<ServerProcess> {
-  const proc = spawn(process.execPath, [CLI, 'serve'], {
-    // Load shedding off unless a test turns it on (stray 503s on a loaded test machine).
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', LOAD_SHED_EVENT_LOOP_DELAY_MS: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/**
+ * Starts `evalops <args>` with `env` (on top of PATH only) and resolves, with the line itself, once
+ * it logs a line whose msg is `readyMsg`; rejects when it exits first or takes over `timeoutMs`.
+ */
+export function spawnCliProcess(
+  args: string[],
+  env: Record<string, string>,
+  ready: { msg: string; what: string; name: string },
+  timeoutMs: number,
+): Promise<{ process: CliProcess; line: Record<string, unknown> }> {
+  const proc = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(proc);
   const logs: Array<Record<string, unknown>> = [];
   let stderr = '';
   let buffer = '';
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => {
-    children.delete(proc);
-    resolve(code);
-  }));
+  const exited = new Promise<number | null>((resolve) =>
+    proc.once('exit', (code) => {
+      children.delete(proc);
+      resolve(code);
+    }),
+  );
   proc.stderr!.on('data', (d) => (stderr += d));
+  const handle: CliProcess = {
+    proc,
+    logs,
+    stderr: () => stderr,
+    async stop(signal = 'SIGTERM', stopTimeoutMs = 30_000) {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      const t = setTimeout(() => proc.kill('SIGKILL'), stopTimeoutMs);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+  };
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
-      reject(new Error(`server did not start within ${timeoutMs} ms; stderr: ${stderr}`));
+      reject(new Error(`${ready.name} did not start within ${timeoutMs} ms; stderr: ${stderr}`));
     }, timeoutMs);
     proc.stdout!.on('data', (chunk: Buffer) => {
       buffer += chunk.toString();
       let nl: number;
       while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl);
+        const text = buffer.slice(0, nl);
         buffer = buffer.slice(nl + 1);
+        let line: Record<string, unknown>;
         try {
-          const entry = JSON.parse(line) as Record<string, unknown>;
-          logs.push(entry);
-          if (entry.msg === 'evalops is listening') {
-            clearTimeout(timer);
-            resolve({
-              url: String(entry.url),
-              proc,
-              logs,
-              stderr: () => stderr,
-              async stop(signal = 'SIGTERM', stopTimeoutMs = 30_000) {
-                if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
-                proc.kill(signal);
-                const t = setTimeout(() => proc.kill('SIGKILL'), stopTimeoutMs);
-                const code = await exited;
-                clearTimeout(t);
-                return code;
-              },
-            });
-          }
+          line = JSON.parse(text) as Record<string, unknown>;
         } catch {
-          /* not a JSON line */
+          continue; // not a JSON line
+        }
+        logs.push(line);
+        if (line.msg === ready.msg) {
+          clearTimeout(timer);
+          resolve({ process: handle, line });
         }
       }
     });
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`server exited with ${code} before listening; stderr: ${stderr}`));
+      reject(new Error(`${ready.name} exited with ${code} before ${ready.what}; stderr: ${stderr}`));
     });
   });
+}
+
+export interface ServerProcess extends CliProcess {
+  url: string;
+}
+
+/** Starts `evalops serve` as its own process and waits for its "listening" log line. */
+export async function spawnServer(env: Record<string, string>, timeoutMs = 30_000): Promise<ServerProcess> {
+  const { process: server, line } = await spawnCliProcess(
+    ['serve'],
+    // Load shedding off unless a test turns it on (stray 503s on a loaded test machine).
+    { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', LOAD_SHED_EVENT_LOOP_DELAY_MS: '0', ...env },
+    { msg: 'evalops is listening', what: 'listening', name: 'server' },
+    timeoutMs,
+  );
+  return { ...server, url: String(line.url) };
 }
 
 export interface CliResult {

@@ -7,7 +7,7 @@ import { loadConfig } from '../../src/config/config.ts';
 import type { JobHandler } from '../../src/jobs/handler-registry.ts';
 import { type RunningWorker, startWorker, type WorkerProcessOptions } from '../../src/jobs/runners/bullmq-worker-process.ts';
 import { createLogger } from '../../src/obs/logger.ts';
-import { CLI } from './processes.ts';
+import { type CliProcess, spawnCliProcess } from './processes.ts';
 import type { TestDatabase } from './test-database.ts';
 
 /** The shared Redis of the dev machines (.ci/run starts it); each test file works under a prefix of its own. */
@@ -104,76 +104,20 @@ export async function startRedisServer(extraArgs: string[] = []): Promise<TestRe
   return { url: `redis://127.0.0.1:${port}`, port, kill, restart: launch };
 }
 
-export interface WorkerProcess {
-  proc: ChildProcess;
-  logs: Array<Record<string, unknown>>;
-  stderr: () => string;
+export interface WorkerProcess extends CliProcess {
   metricsUrl: string | null;
   workerId: string;
-  /** Sends `signal` and waits (bounded) for exit; resolves to the exit code. */
-  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 }
 
 /** Starts `evalops worker` as its own process and waits for its "evalops worker is running" line. */
-export function spawnWorker(env: Record<string, string>, args: string[] = [], timeoutMs = 30_000): Promise<WorkerProcess> {
-  const proc = spawn(process.execPath, [CLI, 'worker', ...args], {
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', LOG_LEVEL: 'info', JOB_RUNNER_MODE: 'queue', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(proc);
-  const logs: Array<Record<string, unknown>> = [];
-  let stderr = '';
-  let buffer = '';
-  const exited = new Promise<number | null>((resolve) =>
-    proc.once('exit', (code) => {
-      children.delete(proc);
-      resolve(code);
-    }),
+export async function spawnWorker(env: Record<string, string>, args: string[] = [], timeoutMs = 30_000): Promise<WorkerProcess> {
+  const { process: worker, line } = await spawnCliProcess(
+    ['worker', ...args],
+    { HOST: '127.0.0.1', LOG_LEVEL: 'info', JOB_RUNNER_MODE: 'queue', ...env },
+    { msg: 'evalops worker is running', what: 'running', name: 'worker' },
+    timeoutMs,
   );
-  proc.stderr!.on('data', (d) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`worker did not start within ${timeoutMs} ms; stderr: ${stderr}`));
-    }, timeoutMs);
-    proc.stdout!.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        let entry: Record<string, unknown>;
-        try {
-          entry = JSON.parse(line) as Record<string, unknown>;
-        } catch {
-          continue;
-        }
-        logs.push(entry);
-        if (entry.msg === 'evalops worker is running') {
-          clearTimeout(timer);
-          resolve({
-            proc,
-            logs,
-            stderr: () => stderr,
-            metricsUrl: (entry.metrics_url as string | null) ?? null,
-            workerId: String(entry.worker_id),
-            async stop(signal = 'SIGTERM', stopTimeoutMs = 30_000) {
-              if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
-              proc.kill(signal);
-              const t = setTimeout(() => proc.kill('SIGKILL'), stopTimeoutMs);
-              const code = await exited;
-              clearTimeout(t);
-              return code;
-            },
-          });
-        }
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`worker exited with ${code} before running; stderr: ${stderr}`));
-    });
-  });
+  return { ...worker, metricsUrl: (line.metrics_url as string | null) ?? null, workerId: String(line.worker_id) };
 }
 
 export interface TestWorker extends RunningWorker {
