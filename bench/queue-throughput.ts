@@ -14,11 +14,14 @@ import { alternatingRounds, type Contender } from './support/job-rounds.ts';
 import { killOnExit, type Resources, runBenchmark } from './support/resources.ts';
 
 /**
- * Queue mode end to end: noop jobs submitted through POST /v1/jobs (10 keep-alive clients) to an API
- * in JOB_RUNNER_MODE=queue, run by one `evalops worker` process at concurrency 50, timed until every
- * one is `succeeded` in the table; against raw BullMQ on the same Redis in the same run: `addBulk`
- * from this process and a no-op Worker at concurrency 50 in a process of its own. Alternating rounds,
- * medians compared (target ratio >= 0.25). Then the median submit-to-start latency on an idle queue
+ * Queue mode end to end: noop jobs submitted to an API in JOB_RUNNER_MODE=queue, run by one
+ * `evalops worker` process at concurrency 50, timed until every one is `succeeded` in the table;
+ * against raw BullMQ on the same Redis in the same run: `addBulk` of 1000 jobs at a time from this
+ * process and a no-op Worker at concurrency 50 in a process of its own. Two evalops contenders: batch
+ * submits (POST /v1/jobs/batch, 1000 jobs per request, 2 requests in flight), which is compared with
+ * raw BullMQ for the target (ratio >= 0.25: both enqueue in bulk), and per-request submits (one job
+ * per POST /v1/jobs, 10 keep-alive clients), whose ratio is printed without a target. Alternating
+ * rounds, medians compared. Then the median submit-to-start latency on an idle queue
  * (`started_at - created_at`, one clock; target < 10 ms) and, for the runbook, the cancellation
  * latency of a running sleep job (`finished_at - cancel_requested_at`; the issue's bound is 1 s).
  */
@@ -26,18 +29,21 @@ const RATIO_TARGET = 0.25;
 const LATENCY_TARGET_MS = 10;
 const CANCEL_TARGET_MS = 1000;
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** Jobs per bulk enqueue, both sides: raw BullMQ's addBulk and evalops' POST /v1/jobs/batch (its MAX_BATCH_JOBS). */
+const BULK = 1000;
 
 // The raw BullMQ worker runs as this same file in a child process (bench/ holds one file per benchmark).
 if (process.argv[2] === '--raw-worker') await rawWorkerChild(process.argv[3]!, Number(process.argv[4]));
 
 const { values: opts } = readOptions(
   'queue-throughput.ts',
-  { jobs: 10_000, rounds: 3, warmup: 1000, clients: 10, concurrency: 50, 'latency-jobs': 50, 'cancel-jobs': 10 },
+  { jobs: 10_000, rounds: 3, warmup: 1000, clients: 10, 'batch-requests': 2, concurrency: 50, 'latency-jobs': 50, 'cancel-jobs': 10 },
   {
     jobs: 'jobs per measurement',
     rounds: 'alternating rounds',
     warmup: 'jobs each contender runs first, not counted',
-    clients: 'concurrent HTTP clients submitting to the API',
+    clients: 'concurrent HTTP clients submitting one job per request to the API',
+    'batch-requests': `POST /v1/jobs/batch requests (${BULK} jobs each) in flight at once`,
     concurrency: 'concurrency of the evalops worker and of the raw BullMQ worker',
     'latency-jobs': 'jobs submitted one at a time for the latency figure',
     'cancel-jobs': 'running sleep jobs cancelled one at a time',
@@ -104,9 +110,19 @@ async function startWorkerProcess(resources: Resources, env: Record<string, stri
 }
 
 
-function evalopsContender(server: ChildServer, workerPid: number, pool: import('pg').Pool): Contender {
+/** How a contender hands its N jobs to the API; resolves once every submission is answered. */
+interface Submitter {
+  name: string;
+  submit(n: number): Promise<{ detail: string }>;
+}
+
+/**
+ * N noop jobs through the API, timed from the first submission until all N are `succeeded` in the
+ * table (polled while submissions are still going on); the submitter decides how they are sent.
+ */
+function evalopsContender(server: ChildServer, workerPid: number, pool: import('pg').Pool, submitter: Submitter): Contender {
   return {
-    name: 'evalops (queue mode)',
+    name: submitter.name,
     async run(n, counted) {
       const { rows } = await pool.query<{ now: Date }>('SELECT now() AS now');
       const since = rows[0]!.now;
@@ -121,14 +137,22 @@ function evalopsContender(server: ChildServer, workerPid: number, pool: import('
       const workerCpu = cpuWindow(workerPid);
       const started = performance.now();
       let submitSeconds = 0;
-      const submit = autocannon({ url: `${server.url}/v1/jobs`, method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":"noop"}', connections: opts.clients, amount: n, timeout: 30 }).then(
+      // A failed submission ends the wait below at once instead of at its deadline.
+      let failed: unknown;
+      const submit = submitter.submit(n).then(
         (r) => {
           submitSeconds = (performance.now() - started) / 1000;
           return r;
         },
+        (err: unknown) => {
+          failed = err;
+          throw err;
+        },
       );
+      submit.catch(() => {});
       const deadline = Date.now() + timeoutFor(n);
       for (;;) {
+        if (failed) break;
         const c = await count();
         if (c.bad) throw new Error(`${c.bad} noop job(s) failed or were cancelled`);
         if (c.done >= n) break;
@@ -136,17 +160,60 @@ function evalopsContender(server: ChildServer, workerPid: number, pool: import('
         await sleep(20);
       }
       const seconds = (performance.now() - started) / 1000;
-      const result = await submit;
-      if (result['2xx'] !== n || result.non2xx || result.errors || result.timeouts) throw new Error(`submissions: ${result['2xx']} 2xx of ${n}, ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
+      // After the clock stops: autocannon's result settles only on its next 1 s tick.
+      const { detail } = await submit;
       const api = apiCpu.end();
       const worker = workerCpu.end();
       if (counted) {
         note(
-          `  evalops: ${n} jobs in ${seconds.toFixed(2)} s; submitted after ${submitSeconds.toFixed(2)} s (${fmt(n / submitSeconds)} submits/s, p50 ${result.latency.p50} ms); ` +
+          `  ${submitter.name}: ${n} jobs in ${seconds.toFixed(2)} s; submitted after ${submitSeconds.toFixed(2)} s (${fmt(n / submitSeconds)} jobs/s, ${detail}); ` +
             `CPU: API ${api.pidSeconds.toFixed(2)} s (${((api.pidSeconds / n) * 1000).toFixed(3)} ms/job), worker ${worker.pidSeconds.toFixed(2)} s (${((worker.pidSeconds / n) * 1000).toFixed(3)} ms/job), load generator ${api.selfSeconds.toFixed(2)} s, machine ${(api.machineBusy * 100).toFixed(0)}% busy`,
         );
       }
       return n / seconds;
+    },
+  };
+}
+
+/** One job per POST /v1/jobs, from `opts.clients` keep-alive autocannon connections. */
+function perRequestSubmitter(server: ChildServer): Submitter {
+  return {
+    name: 'evalops (per-request submits)',
+    async submit(n) {
+      const result = await autocannon({ url: `${server.url}/v1/jobs`, method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":"noop"}', connections: opts.clients, amount: n, timeout: 30 });
+      if (result['2xx'] !== n || result.non2xx || result.errors || result.timeouts) throw new Error(`submissions: ${result['2xx']} 2xx of ${n}, ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
+      return { detail: `${n} requests, p50 ${result.latency.p50} ms` };
+    },
+  };
+}
+
+/**
+ * BULK jobs per POST /v1/jobs/batch (the raw contender's addBulk size), `opts['batch-requests']`
+ * requests in flight, each on a keep-alive connection of its own.
+ */
+function batchSubmitter(server: ChildServer): Submitter {
+  return {
+    name: 'evalops (batch submits)',
+    async submit(n) {
+      const batches = Array.from({ length: Math.ceil(n / BULK) }, (_, i) => Math.min(BULK, n - i * BULK));
+      const ms: number[] = [];
+      let next = 0;
+      const lane = async () => {
+        const http = new JsonClient(server.url);
+        try {
+          for (let i = next++; i < batches.length; i = next++) {
+            const size = batches[i]!;
+            const t0 = performance.now();
+            const res = await http.request('POST', '/v1/jobs/batch', { jobs: Array.from({ length: size }, () => ({ type: 'noop' })) }, 30_000);
+            ms.push(performance.now() - t0);
+            if (res.status !== 202 || res.body?.created !== size) throw new Error(`POST /v1/jobs/batch of ${size} answered ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`);
+          }
+        } finally {
+          http.close();
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(opts['batch-requests'], batches.length) }, lane));
+      return { detail: `${batches.length} requests of up to ${BULK} jobs, ${opts['batch-requests']} in flight, p50 ${median(ms).toFixed(0)} ms` };
     },
   };
 }
@@ -200,8 +267,8 @@ function rawContender(queue: Queue, child: ChildProcess): Contender {
       const cpu = cpuWindow(child.pid);
       const started = performance.now();
       batch++;
-      for (let i = 0; i < n; i += 1000) {
-        const size = Math.min(1000, n - i);
+      for (let i = 0; i < n; i += BULK) {
+        const size = Math.min(BULK, n - i);
         await queue.addBulk(Array.from({ length: size }, (_, j) => ({ name: 'noop', data: {}, opts: { jobId: `b${batch}-${i + j}`, removeOnComplete: true, removeOnFail: true } })));
       }
       const timer = setTimeout(() => child.kill('SIGKILL'), timeoutFor(n));
@@ -319,18 +386,22 @@ await runBenchmark('queue-throughput', async (resources) => {
   resources.defer('raw BullMQ queue', () => rawQueue.close());
   const rawChild = startLogged(resources, 'raw BullMQ worker', ['--import', 'tsx', path.join(import.meta.dirname, 'queue-throughput.ts'), '--raw-worker', prefix, String(opts.concurrency)], {}, path.join(dir, 'raw.log'), 'pipe');
 
-  note(`throughput: ${opts.jobs} noop jobs, ${opts.clients} HTTP clients, ${opts.rounds} round(s)`);
-  const evalops = evalopsContender(server, worker.pid!, pool);
+  note(`throughput: ${opts.jobs} noop jobs; per-request submits from ${opts.clients} HTTP clients, batch submits of ${BULK} jobs with ${opts['batch-requests']} in flight; ${opts.rounds} round(s)`);
+  const batched = evalopsContender(server, worker.pid!, pool, batchSubmitter(server));
+  const perRequest = evalopsContender(server, worker.pid!, pool, perRequestSubmitter(server));
   const raw = rawContender(rawQueue, rawChild);
   const dispatchConnection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   resources.defer('dispatch connection', () => dispatchConnection.disconnect());
   const evalopsQueue = new Queue('jobs.noop', { connection: dispatchConnection, prefix });
   resources.defer('evalops noop queue', () => evalopsQueue.close());
   const workerSide = workerSideContender(evalopsQueue, worker.pid!, pool);
-  const medians = await alternatingRounds([evalops, raw, workerSide], { ...opts, nameWidth: 22 });
+  const medians = await alternatingRounds([batched, raw, perRequest, workerSide], { ...opts, nameWidth: 30 });
+  const rawFigure = { name: 'raw BullMQ addBulk + no-op Worker', value: medians.get(raw)!, unit: 'jobs/s' };
   const lines = [
-    ratioSummary('queue (end to end)', { name: 'evalops API + 1 worker', value: medians.get(evalops)!, unit: 'jobs/s' }, { name: 'raw BullMQ addBulk + no-op Worker', value: medians.get(raw)!, unit: 'jobs/s' }, RATIO_TARGET).line,
-    ratioSummary('queue (worker side)', { name: 'evalops worker, ids from addBulk', value: medians.get(workerSide)!, unit: 'jobs/s' }, { name: 'raw BullMQ addBulk + no-op Worker', value: medians.get(raw)!, unit: 'jobs/s' }).line,
+    // Like for like: both sides enqueue in bulk.
+    ratioSummary('queue (end to end, bulk submits)', { name: `evalops API (POST /v1/jobs/batch of ${BULK}) + 1 worker`, value: medians.get(batched)!, unit: 'jobs/s' }, rawFigure, RATIO_TARGET).line,
+    ratioSummary('queue (end to end, one job per request)', { name: 'evalops API (POST /v1/jobs) + 1 worker', value: medians.get(perRequest)!, unit: 'jobs/s' }, rawFigure).line,
+    ratioSummary('queue (worker side)', { name: 'evalops worker, ids from addBulk', value: medians.get(workerSide)!, unit: 'jobs/s' }, rawFigure).line,
   ];
   lines.push(await latency(server, pool));
   lines.push(await cancellation(server, pool));

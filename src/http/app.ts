@@ -11,7 +11,7 @@ import type { JobRunner } from '../jobs/job-runner.ts';
 import type { JobService } from '../jobs/job-service.ts';
 import { lazyChildLogger, type Logger } from '../obs/logger.ts';
 import type { Metrics } from '../obs/metrics.ts';
-import { frameworkErrorHandler, registerErrorHandling } from './error-handler.ts';
+import { frameworkErrorHandler, registerErrorHandling, registerNotFound } from './error-handler.ts';
 import { registerRequestObserver } from './request-observer.ts';
 import type { SloConfig } from '../obs/slo-config.ts';
 import type { RequestCounter } from '../obs/request-counter.ts';
@@ -29,7 +29,7 @@ import { promptRoutes } from './routes/prompt-routes.ts';
 import type { AccessControl } from './access-control.ts';
 import { registerAuth, requestActor } from './auth.ts';
 import { accessAdminRoutes, localAccessRoutes } from './routes/admin-routes.ts';
-import { registerSecurity } from './security.ts';
+import { registerLoadShedding, registerSecurity } from './security.ts';
 import { dashboardRoutes } from '../web/dashboard.ts';
 
 export interface AppDeps {
@@ -83,10 +83,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
   // Before any route: they see every route as it is registered (its metric series and log level,
-  // access rule, load-shedding exemption).
+  // access rule, input checks).
   registerRequestObserver(app, { metrics: deps.metrics, logger: deps.logger, counter: deps.slo?.counter });
   await registerSecurity(app, { config: deps.config, limits: deps.access.limits });
-  await registerAuth(app, { config: deps.config, logger: deps.logger, keys: deps.access.keys, limits: deps.access.limits, redis: deps.access.rateLimitRedis });
+  const auth = await registerAuth(app, { config: deps.config, logger: deps.logger, keys: deps.access.keys, limits: deps.access.limits, redis: deps.access.rateLimitRedis });
+  registerNotFound(app, auth.unmatched);
 
   await app.register(swagger, {
     openapi: {
@@ -95,24 +96,32 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     transform: jsonSchemaTransform,
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
 
+  // Routes that keep answering under load: load balancers, Prometheus and the operator's CLI need them most then.
   await app.register(healthRoutes, { deps: { config: deps.config, database: deps.database, redis: deps.redis, runner: deps.runner, startedAt: deps.startedAt } });
   await app.register(metricsRoutes, { metrics: deps.metrics });
-  await app.register(jobRoutes, { jobs: deps.jobs });
-  if (deps.evals) {
-    await app.register(promptRoutes, { prompts: deps.evals.prompts });
-    await app.register(datasetRoutes, { datasets: deps.evals.datasets, uploadLimitBytes: deps.evals.uploadLimitBytes });
-    await app.register(evaluationRoutes, { evaluations: deps.evals.evaluations });
+  if (deps.localToken) {
+    await app.register(localAdminRoutes, { database: deps.database, token: deps.localToken });
+    await app.register(localAccessRoutes, { prefix: '/local', admin: deps.access.admin, token: deps.localToken });
   }
-  await app.register(accessAdminRoutes, { prefix: '/v1/admin', admin: deps.access.admin, actorOf: requestActor });
-  if (deps.localToken) await app.register(localAdminRoutes, { database: deps.database, token: deps.localToken });
-  if (deps.localToken) await app.register(localAccessRoutes, { prefix: '/local', admin: deps.access.admin, token: deps.localToken });
-  if (deps.slo) {
-    const read = (text: string) => deps.database.readOnlyQuery(text, SLO_QUERY_TIMEOUT_MS);
-    await app.register(sloRoutes, { deps: { slo: deps.slo.config, read } });
-    if (deps.localToken) await app.register(localIncidentRoutes, { incidents: new IncidentService({ db: deps.database.db, read, slo: deps.slo.config }), token: deps.localToken });
+  const read = (text: string) => deps.database.readOnlyQuery(text, SLO_QUERY_TIMEOUT_MS);
+  if (deps.slo && deps.localToken) {
+    await app.register(localIncidentRoutes, { incidents: new IncidentService({ db: deps.database.db, read, slo: deps.slo.config }), token: deps.localToken });
   }
-  await app.register(dashboardRoutes);
+
+  // The rest of the API, the docs and the dashboard: shed with a 503 while the process is overloaded.
+  await app.register(async (api) => {
+    await registerLoadShedding(api, deps.config);
+    await api.register(swaggerUi, { routePrefix: '/docs' });
+    await api.register(jobRoutes, { jobs: deps.jobs });
+    if (deps.evals) {
+      await api.register(promptRoutes, { prompts: deps.evals.prompts });
+      await api.register(datasetRoutes, { datasets: deps.evals.datasets, uploadLimitBytes: deps.evals.uploadLimitBytes });
+      await api.register(evaluationRoutes, { evaluations: deps.evals.evaluations });
+    }
+    await api.register(accessAdminRoutes, { prefix: '/v1/admin', admin: deps.access.admin, actorOf: requestActor });
+    if (deps.slo) await api.register(sloRoutes, { deps: { slo: deps.slo.config, read } });
+    await api.register(dashboardRoutes);
+  });
   return app;
 }

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import rateLimit, { normalizeIP } from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyReply, FastifyRequest, onResponseHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onResponseHookHandler, preHandlerHookHandler } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/config.ts';
 import { AppError } from '../errors.ts';
@@ -11,6 +11,7 @@ import type { RuntimeLimits } from '../ops/runtime-limits.ts';
 import type { ApiKeyCache } from './api-key-cache.ts';
 import { DASHBOARD_ASSETS_PREFIX, DASHBOARD_PAGES } from '../web/pages.ts';
 import { redisRateLimitStore } from './rate-limit-store.ts';
+import { addRouteHook } from './route-hooks.ts';
 
 /**
  * Who may call a route: `public` (health, docs), `metrics` (METRICS_TOKEN when set), `local` (the
@@ -99,22 +100,15 @@ function sameSecret(given: string, expected: Buffer): boolean {
 }
 
 /**
- * API keys with scopes, the /metrics token and rate limits, as one onRequest hook on the root app
- * (registered before any route, so every route gets its access rule from `routeAccess`).
- * Order within the hook: identify the caller, count the request against its budget (failed
- * authentications count against the caller's IP), then refuse on a missing key or scope.
+ * API keys with scopes, the /metrics token and rate limits: an onRequest hook on each route that
+ * needs a caller, its rule from `routeAccess` (registered before any route). Returns the same check
+ * for URLs no route matched, which the not-found handler runs. Order within the check: identify the
+ * caller, count the request against its budget (failed authentications count against the caller's
+ * IP), then refuse on a missing key or scope.
  */
-export async function registerAuth(app: FastifyInstance, deps: AuthDeps): Promise<void> {
+export async function registerAuth(app: FastifyInstance, deps: AuthDeps): Promise<{ unmatched: preHandlerHookHandler }> {
   const { config, keys, limits } = deps;
   app.decorateRequest('apiKey', null);
-  app.addHook('onRoute', (route) => {
-    const methods = Array.isArray(route.method) ? route.method : [route.method];
-    // A route answering several methods takes the strictest rule among them.
-    const rules = methods.map((m) => routeAccess(String(m).toUpperCase(), route.url));
-    const access = rules.find((r) => r !== 'read' && r !== 'public') ?? rules.find((r) => r === 'read') ?? rules[0]!;
-    route.config = { ...(route.config ?? {}), access };
-  });
-
   await app.register(rateLimit, {
     global: false,
     timeWindow: 60_000,
@@ -192,12 +186,23 @@ export async function registerAuth(app: FastifyInstance, deps: AuthDeps): Promis
     }
   };
 
-  // One hook on the root app, so no route can miss it, whenever it was registered. Callback style,
-  // so the open routes (health: what load balancers hammer) cost no promise.
-  app.addHook('onRequest', (request, reply, done) => {
-    const access = request.routeOptions.config.access ?? 'authenticated';
-    if (access === 'public' || access === 'local') return done();
-    authenticate(request, reply, access).then(() => done(), done);
+  /** The hook of one access rule; callback style, so a request costs no extra promise. */
+  const hookFor =
+    (access: Exclude<RouteAccess, 'public' | 'local'>) =>
+    (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
+      authenticate(request, reply, access).then(() => done(), done);
+    };
+  // Each route gets its rule when it is registered (every route is registered after this, so none
+  // can miss it), and a hook only when the rule asks for a caller: the public routes (health, what
+  // load balancers hammer; the dashboard's shell) run none.
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    // A route answering several methods takes the strictest rule among them.
+    const rules = methods.map((m) => routeAccess(String(m).toUpperCase(), route.url));
+    const access = rules.find((r) => r !== 'read' && r !== 'public') ?? rules.find((r) => r === 'read') ?? rules[0]!;
+    route.config = { ...(route.config ?? {}), access };
+    if (access === 'public' || access === 'local') return;
+    addRouteHook(route, 'onRequest', hookFor(access), 'first');
   });
 
   // Only the audited routes get the audit hook, with its event decided here: no other request runs it.
@@ -211,8 +216,12 @@ export async function registerAuth(app: FastifyInstance, deps: AuthDeps): Promis
       }
       done();
     };
-    route.onResponse = route.onResponse === undefined ? [audit] : [...(Array.isArray(route.onResponse) ? route.onResponse : [route.onResponse]), audit];
+    addRouteHook(route, 'onResponse', audit);
   });
+
+  // URLs no route matched need a valid key (and count against the caller's budget) like any API
+  // call: the not-found handler runs this before answering 404.
+  return { unmatched: hookFor('authenticated') };
 }
 
 /** The audit actor of a request: the key's name, or `anonymous` when the server runs open. */

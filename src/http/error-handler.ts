@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AppError, ERROR_CODES, type ErrorCode } from '../errors.ts';
 
@@ -47,8 +47,11 @@ export function registerErrorHandling(app: FastifyInstance): void {
     const message = code === 'UNAVAILABLE' ? 'a dependency is unavailable; see /health/detailed' : 'internal error';
     return reply.status(httpStatus).send(body(code, `${message} (error_id ${errorId})`, undefined, errorId));
   });
+}
 
-  app.setNotFoundHandler((request, reply) => {
+/** URLs no route matched: 404 JSON, after `preHandler` (the API's access check) lets the caller through. */
+export function registerNotFound(app: FastifyInstance, preHandler: preHandlerHookHandler): void {
+  app.setNotFoundHandler({ preHandler }, (request, reply) => {
     reply.status(404).send(body('NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`));
   });
 }

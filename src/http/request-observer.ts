@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, onResponseHookHandl
 import type { Logger } from '../obs/logger.ts';
 import type { Metrics, RouteRequestMetrics } from '../obs/metrics.ts';
 import type { RequestCounter } from '../obs/request-counter.ts';
+import { addRouteHook } from './route-hooks.ts';
 
 export interface RequestObserverDeps {
   metrics: Metrics;
@@ -55,7 +56,7 @@ export function registerRequestObserver(app: FastifyInstance, deps: RequestObser
       observe(request, reply, url, only ?? seriesOf.get(request.method) ?? metrics.http.forRoute(request.method, url), level);
       done();
     };
-    route.onResponse = route.onResponse === undefined ? [hook] : [...(Array.isArray(route.onResponse) ? route.onResponse : [route.onResponse]), hook];
+    addRouteHook(route, 'onResponse', hook);
   });
 
   app.addHook('onResponse', (request, reply, done) => {

@@ -4,18 +4,12 @@ import { getHeapStatistics } from 'node:v8';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import underPressure from '@fastify/under-pressure';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type preParsingHookHandler, type preValidationHookHandler } from 'fastify';
 import type { Config } from '../config/config.ts';
 import { AppError } from '../errors.ts';
 import type { RuntimeLimits } from '../ops/runtime-limits.ts';
 import { checkInput } from './input-guard.ts';
-
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** @fastify/under-pressure reads a per-route handler here; ours lets the request through. */
-    pressureHandler?: () => undefined;
-  }
-}
+import { addRouteHook } from './route-hooks.ts';
 
 /** Seconds a shed request is told to wait. */
 const SHED_RETRY_AFTER_S = 5;
@@ -30,23 +24,16 @@ export interface SecurityDeps {
   limits: RuntimeLimits;
 }
 
-/** Routes that keep answering under pressure: load balancers, Prometheus and the operator's CLI need them most then. */
-const neverShed = (url: string) => url === '/health' || url.startsWith('/health/') || url === '/metrics' || url.startsWith('/local/');
-
 /** JSON bodies are the ones Fastify buffers; dataset uploads stream under their own limit. */
 const isJsonBody = (type: string | undefined) => type === undefined || /^application\/(?:[\w.+-]+\+)?json\b/i.test(type);
 
 /**
- * Load shedding, security headers, CORS, the runtime body limit and hostile-input checks, as hooks
- * on the root app. Registered before the routes.
+ * Load shedding (@fastify/under-pressure): 503 with Retry-After while the event loop lags or the
+ * heap is nearly full. Registered in the context of the routes it may shed: the ones that keep
+ * answering under pressure (health, /metrics, the CLI's /local routes: load balancers, Prometheus
+ * and the operator need them most then) live outside it and never run its hook.
  */
-export async function registerSecurity(app: FastifyInstance, deps: SecurityDeps): Promise<void> {
-  const { config, limits } = deps;
-  const passThrough = () => undefined;
-  app.addHook('onRoute', (route) => {
-    if (neverShed(route.url)) route.config = { ...(route.config ?? {}), pressureHandler: passThrough };
-  });
-
+export async function registerLoadShedding(app: FastifyInstance, config: Config): Promise<void> {
   const heapLimit = getHeapStatistics().heap_size_limit;
   const builtAt = Date.now();
   const { eventLoopDelayMs, heapPercent } = config.loadShedding;
@@ -71,12 +58,19 @@ export async function registerSecurity(app: FastifyInstance, deps: SecurityDeps)
       return { error: { code: 'UNAVAILABLE', message: `the server is overloaded (${what}); retry after ${SHED_RETRY_AFTER_S} s (error_id ${errorId})`, error_id: errorId } };
     }) as unknown as (request: FastifyRequest, reply: FastifyReply, type: string, value: number | undefined) => void,
   });
+}
 
+/**
+ * Security headers, CORS, the runtime body limit and hostile-input checks. Registered on the root
+ * app before the routes.
+ */
+export async function registerSecurity(app: FastifyInstance, deps: SecurityDeps): Promise<void> {
+  const { config, limits } = deps;
   // One hook for the headers every answer carries (404s and errors included): helmet's, computed
   // once, and the request id (taken from X-Request-Id when well-formed, see app.ts genReqId).
   const securityHeaders = await helmetHeaders();
   const everyAnswer = Object.entries(securityHeaders);
-  const liveness = LIVENESS_HEADERS.map((name) => [name, securityHeaders[name]!] as const);
+  const liveness = LIVENESS_HEADERS.map((name) => [name, name === 'content-security-policy' ? JSON_ANSWER_CSP : securityHeaders[name]!] as const);
   app.addHook('onRequest', (request, reply, done) => {
     // The raw URL, not the route: reading request.routeOptions builds an object per request.
     for (const [name, value] of request.url === '/health' ? liveness : everyAnswer) reply.header(name, value);
@@ -94,9 +88,12 @@ export async function registerSecurity(app: FastifyInstance, deps: SecurityDeps)
     });
   }
 
-  // Callback-style hooks: they run on every request, and skip the promise an async hook costs.
-  app.addHook('preParsing', (request, _reply, payload, done) => {
-    if (request.method === 'GET' || request.method === 'HEAD' || !isJsonBody(request.headers['content-type'])) return done(null, payload);
+  // Given to the routes that take input when they are registered (callback style: no promise per
+  // request): the body limit to the routes that accept a body, the input checks to the routes with
+  // path parameters, a query schema or a body. A route reads its input only through its schema; the
+  // others (health, /metrics, the dashboard's pages) run neither.
+  const bodyLimit: preParsingHookHandler = (request, _reply, payload, done) => {
+    if (!isJsonBody(request.headers['content-type'])) return done(null, payload);
     const { limit, setting } = limits.bodyLimit();
     const declaredHeader = request.headers['content-length'];
     const declared = declaredHeader === undefined ? Number.NaN : Number(declaredHeader);
@@ -106,9 +103,8 @@ export async function registerSecurity(app: FastifyInstance, deps: SecurityDeps)
     // Without a length (chunked), count as it arrives; Fastify's own check covers BODY_LIMIT_BYTES.
     if (Number.isNaN(declared) && limit < config.bodyLimitBytes) return done(null, payload.pipe(byteCounter(limit, setting)));
     done(null, payload);
-  });
-
-  app.addHook('preValidation', (request, _reply, done) => {
+  };
+  const inputGuard: preValidationHookHandler = (request, _reply, done) => {
     try {
       checkInput('params', request.params);
       checkInput('querystring', request.query);
@@ -119,6 +115,12 @@ export async function registerSecurity(app: FastifyInstance, deps: SecurityDeps)
       return done(err as Error);
     }
     done();
+  };
+  app.addHook('onRoute', (route) => {
+    const methods = (Array.isArray(route.method) ? route.method : [route.method]).map((m) => String(m).toUpperCase());
+    const takesBody = methods.some((m) => m !== 'GET' && m !== 'HEAD');
+    if (takesBody) addRouteHook(route, 'preParsing', bodyLimit);
+    if (takesBody || /[:*]/.test(route.url) || route.schema?.querystring !== undefined) addRouteHook(route, 'preValidation', inputGuard);
   });
 }
 
@@ -132,6 +134,14 @@ export async function registerSecurity(app: FastifyInstance, deps: SecurityDeps)
  * a bare Fastify answer (bench/health-throughput.ts).
  */
 const LIVENESS_HEADERS = ['content-security-policy', 'strict-transport-security', 'x-content-type-options', 'x-frame-options'] as const;
+
+/**
+ * The CSP of the liveness answer: a JSON body loads nothing and is framed by nobody else, so the
+ * policy OWASP gives for REST answers (`default-src 'none'`) instead of helmet's, which describes
+ * what the dashboard's and /docs' pages may load (a header five times as long, validated by Node on
+ * every answer). `frame-ancestors 'self'` agrees with X-Frame-Options: SAMEORIGIN.
+ */
+const JSON_ANSWER_CSP = "default-src 'none'; frame-ancestors 'self'";
 
 /**
  * Helmet's options: its defaults, except `upgrade-insecure-requests`, which would make browsers fetch

@@ -1,9 +1,9 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Database, JobRow } from '../db/schema.ts';
 import type { LocalWakeUp } from './dispatch.ts';
 import { type InsertJob, type InsertOptions, insertJobs, notifyJobsQueued } from './job-store.ts';
 
-/** The most jobs one INSERT carries; more waiting go in the next one. */
+/** The most single submits one INSERT carries; more waiting go in the next one. */
 const MAX_BATCH = 200;
 
 /** Other processes hear of new rows through at most one NOTIFY per this many milliseconds. */
@@ -21,6 +21,9 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+/** An all-or-none batch waiting for its turn; settles its own caller and never rejects. */
+type AtomicWrite = () => Promise<void>;
+
 /**
  * Group commit for submits: the jobs submitted in one turn of the event loop, and those arriving
  * while the previous INSERT is in flight, are written by one multi-row INSERT, so concurrent
@@ -37,9 +40,13 @@ interface Pending {
  * notification lock. Other processes still hear of the rows, from at most one NOTIFY per
  * PEER_NOTIFY_INTERVAL_MS: carried by the INSERT itself when the interval has passed, else sent
  * alone at its end unless a later INSERT carried one first.
+ *
+ * A batch submit (insertAtomic) is written all or none, in its own transaction, taking its turn
+ * between these groups: statements still run one at a time, which the NOTIFY bookkeeping relies on.
  */
 export class JobInsertBatcher {
   private pending: Pending[] = [];
+  private atomic: AtomicWrite[] = [];
   private scheduled = false;
   private writing = false;
   /** When the last NOTIFY for other processes was sent (carried or alone). */
@@ -61,6 +68,36 @@ export class JobInsertBatcher {
     });
   }
 
+  /**
+   * Inserts `jobs` all or none: one INSERT in one transaction, silent and announced to other
+   * processes as the groups are. A job whose idempotency key is taken (by a stored row or an earlier
+   * job of `jobs`) is left out, as insertJobs does. `settle` runs inside the transaction with the
+   * rows inserted, to look up or check what it needs through `trx`; its result is the answer, and a
+   * throw from it (or a refused INSERT) rolls every row back.
+   *
+   * One statement rather than several: insertJobs writes its rows in idempotency-key order, so two
+   * batches sharing keys (from two API processes) take their row locks in one order and never
+   * deadlock, which rows split over several statements would not guarantee.
+   */
+  insertAtomic<T>(jobs: readonly InsertJob[], settle: (trx: Transaction<Database>, rows: JobRow[]) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.atomic.push(async () => {
+        const options = this.insertOptions();
+        let result: T;
+        try {
+          result = await this.db.transaction().execute(async (trx) => settle(trx, await insertJobs(trx, jobs, options)));
+        } catch (err) {
+          this.written(options, false);
+          reject(err);
+          return;
+        }
+        this.written(options, true);
+        resolve(result);
+      });
+      this.schedule();
+    });
+  }
+
   private schedule(): void {
     if (this.scheduled || this.writing) return;
     this.scheduled = true;
@@ -75,7 +112,11 @@ export class JobInsertBatcher {
     if (this.writing) return;
     this.writing = true;
     try {
-      while (this.pending.length) await this.write(this.pending.splice(0, MAX_BATCH));
+      while (this.pending.length || this.atomic.length) {
+        if (this.pending.length) await this.write(this.pending.splice(0, MAX_BATCH));
+        const batch = this.atomic.shift();
+        if (batch) await batch();
+      }
     } finally {
       this.writing = false;
     }

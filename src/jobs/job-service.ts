@@ -78,9 +78,20 @@ export function toJob(row: JobRow): Job {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/**
+ * The most jobs one batch submit (POST /v1/jobs/batch) carries: they are written by one INSERT in
+ * one transaction, and answered in one body. Bulk enqueues send more as several batches.
+ */
+export const MAX_BATCH_JOBS = 1000;
+
+/** Whether a job repeats the request that stored `first` under the same idempotency key: same type and payload. */
+function sameRequest(first: { type: string; payload: unknown }, job: { type: string; payload: unknown }): boolean {
+  return first.type === job.type && isDeepStrictEqual(first.payload, job.payload);
+}
+
 /** Submits, reads, cancels and retries jobs; the state machine is enforced by the store's conditional updates. */
 export class JobService {
-  /** Concurrent submits share one INSERT (group commit). */
+  /** Concurrent submits share one INSERT (group commit); a batch submit takes its turn between them. */
   private readonly inserts: JobInsertBatcher;
 
   constructor(
@@ -101,33 +112,8 @@ export class JobService {
 
   /** Validates and stores a queued job; an idempotency key already used returns the first job (`created: false`). */
   async submit(input: SubmitJobInput): Promise<{ job: Job; created: boolean }> {
-    const handler = this.registry.get(input.type);
-    if (!handler) throw validation(`type: unknown job type "${input.type}"; known types: ${this.registry.types().join(', ')}`, { field: 'type' });
-    const payload = input.payload ?? {};
-    const size = Buffer.byteLength(JSON.stringify(payload));
-    const { limit, setting } = this.limits.payloadLimitFor?.(input.type) ?? { limit: this.limits.payloadLimitBytes, setting: 'JOB_PAYLOAD_LIMIT_BYTES' };
-    if (size > limit) {
-      throw new AppError('PAYLOAD_TOO_LARGE', `payload: ${size} bytes is over the limit of ${limit} bytes for job type ${input.type} (${setting})`, { field: 'payload', limit, size });
-    }
-    const parsed = handler.payloadSchema.safeParse(payload);
-    if (!parsed.success) {
-      const problems = parsed.error.issues.map((i) => `payload${i.path.length ? '.' + i.path.join('.') : ''}: ${i.message}`);
-      throw validation(`invalid payload for job type ${input.type}: ${problems.join('; ')}`, { field: 'payload', problems });
-    }
-    let runAt: Date | undefined;
-    if (input.run_at !== undefined) {
-      runAt = new Date(input.run_at);
-      if (Number.isNaN(runAt.getTime())) throw validation(`run_at: "${input.run_at}" is not an ISO 8601 date-time`, { field: 'run_at' });
-    }
-    const row = await this.inserts.insert({
-      jobId: randomUUID(),
-      type: input.type,
-      payload,
-      maxAttempts: input.max_attempts ?? this.limits.defaultMaxAttempts,
-      priority: input.priority ?? 0,
-      runAt,
-      idempotencyKey: input.idempotency_key,
-    });
+    const job = this.prepare(input);
+    const row = await this.inserts.insert(job);
     if (row) {
       this.metrics.jobsSubmitted.inc({ type: row.type });
       await this.dispatcher?.dispatch([row]);
@@ -135,10 +121,98 @@ export class JobService {
     }
     const existing = await store.findJobByIdempotencyKey(this.db, input.idempotency_key!);
     if (!existing) throw conflict(`idempotency_key: "${input.idempotency_key}" is being used by a concurrent request; retry`);
-    if (existing.type !== input.type || !isDeepStrictEqual(existing.payload, payload)) {
+    if (!sameRequest(existing, job)) {
       throw conflict(`idempotency_key: "${input.idempotency_key}" was already used for a different request (job ${existing.job_id})`);
     }
     return { job: toJob(existing), created: false };
+  }
+
+  /**
+   * Submits 1 to MAX_BATCH_JOBS jobs as one request. Every job is validated first, then the new ones
+   * are stored all or none (one transaction), counted, and handed to the dispatcher in one call.
+   * The answer holds each job in request order; a job whose idempotency key was already used, by a
+   * stored row or by an earlier job of the batch, is the first job with that key (`created` counts
+   * only the new rows), and a different request under a used key is a conflict. Errors name the
+   * job's index (`jobs.3.type: ...`); when one is raised, nothing is stored.
+   */
+  async submitBatch(inputs: readonly SubmitJobInput[]): Promise<{ jobs: Job[]; created: number }> {
+    if (inputs.length === 0 || inputs.length > MAX_BATCH_JOBS) {
+      throw validation(`jobs: ${inputs.length} jobs; a batch holds 1 to ${MAX_BATCH_JOBS} jobs (MAX_BATCH_JOBS), send more in several batches`, { field: 'jobs', limit: MAX_BATCH_JOBS, size: inputs.length });
+    }
+    const prepared = inputs.map((input, i) => this.prepare(input, `jobs.${i}.`));
+    // Index of the first job of the batch with each key: the only one inserted; a later one repeats its request.
+    const firstWithKey = new Map<string, number>();
+    const fresh: store.InsertJob[] = [];
+    prepared.forEach((job, i) => {
+      const key = job.idempotencyKey;
+      const first = key === undefined ? undefined : firstWithKey.get(key);
+      if (first === undefined) {
+        if (key !== undefined) firstWithKey.set(key, i);
+        fresh.push(job);
+      } else if (!sameRequest(prepared[first]!, job)) {
+        throw conflict(`jobs.${i}.idempotency_key: "${key}" was already used for a different request (jobs.${first})`);
+      }
+    });
+    const { rows, stored } = await this.inserts.insertAtomic(fresh, async (trx, rows) => {
+      // The jobs left out had a key a stored row holds: the same request replays that row, another rolls back.
+      const inserted = new Set(rows.map((r) => r.job_id));
+      const taken = fresh.filter((job) => !inserted.has(job.jobId));
+      const stored = new Map((await store.findJobsByIdempotencyKeys(trx, taken.map((job) => job.idempotencyKey!))).map((r) => [r.idempotency_key!, r]));
+      for (const job of taken) {
+        const key = job.idempotencyKey!;
+        const at = `jobs.${firstWithKey.get(key)!}.idempotency_key`;
+        const existing = stored.get(key);
+        if (!existing) throw conflict(`${at}: "${key}" is being used by a concurrent request; retry`);
+        if (!sameRequest(existing, job)) throw conflict(`${at}: "${key}" was already used for a different request (job ${existing.job_id})`);
+      }
+      return { rows, stored };
+    });
+    const byId = new Map(rows.map((r) => [r.job_id, r]));
+    const created = prepared.flatMap((job) => byId.get(job.jobId) ?? []);
+    const answer = prepared.map((job) => {
+      const own = byId.get(job.jobId);
+      if (own) return own;
+      const key = job.idempotencyKey!;
+      return byId.get(prepared[firstWithKey.get(key)!]!.jobId) ?? stored.get(key)!;
+    });
+    for (const row of created) this.metrics.jobsSubmitted.inc({ type: row.type });
+    if (created.length) await this.dispatcher?.dispatch(created);
+    return { jobs: answer.map(toJob), created: created.length };
+  }
+
+  /**
+   * Checks one submit and makes its row: a known type, a payload within its type's size limit that
+   * its handler accepts, a parseable run_at. `at` prefixes each field an error names (`jobs.3.` in a
+   * batch), so the caller sees which job was refused.
+   */
+  private prepare(input: SubmitJobInput, at = ''): store.InsertJob {
+    const handler = this.registry.get(input.type);
+    if (!handler) throw validation(`${at}type: unknown job type "${input.type}"; known types: ${this.registry.types().join(', ')}`, { field: `${at}type` });
+    const payload = input.payload ?? {};
+    const size = Buffer.byteLength(JSON.stringify(payload));
+    const { limit, setting } = this.limits.payloadLimitFor?.(input.type) ?? { limit: this.limits.payloadLimitBytes, setting: 'JOB_PAYLOAD_LIMIT_BYTES' };
+    if (size > limit) {
+      throw new AppError('PAYLOAD_TOO_LARGE', `${at}payload: ${size} bytes is over the limit of ${limit} bytes for job type ${input.type} (${setting})`, { field: `${at}payload`, limit, size });
+    }
+    const parsed = handler.payloadSchema.safeParse(payload);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((i) => `${at}payload${i.path.length ? '.' + i.path.join('.') : ''}: ${i.message}`);
+      throw validation(`invalid payload for job type ${input.type}: ${problems.join('; ')}`, { field: `${at}payload`, problems });
+    }
+    let runAt: Date | undefined;
+    if (input.run_at !== undefined) {
+      runAt = new Date(input.run_at);
+      if (Number.isNaN(runAt.getTime())) throw validation(`${at}run_at: "${input.run_at}" is not an ISO 8601 date-time`, { field: `${at}run_at` });
+    }
+    return {
+      jobId: randomUUID(),
+      type: input.type,
+      payload,
+      maxAttempts: input.max_attempts ?? this.limits.defaultMaxAttempts,
+      priority: input.priority ?? 0,
+      runAt,
+      idempotencyKey: input.idempotency_key,
+    };
   }
 
   async get(jobId: string): Promise<Job> {

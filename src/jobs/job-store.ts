@@ -21,8 +21,9 @@ export interface InsertJob {
 export interface InsertOptions {
   /**
    * Sets `evalops.skip_notify` for the statement (transaction-local), so the wake-up trigger stays
-   * silent: the caller wakes runners itself (migration 0005). Only for autocommit use: inside a
-   * transaction the setting would last until it ends.
+   * silent: the caller wakes runners itself (migration 0005). Inside a transaction the setting lasts
+   * until it ends: use it there only when every row the transaction queues is woken by the caller
+   * (the atomic batch of JobInsertBatcher.insertAtomic).
    */
   skipNotify?: boolean;
   /** With skipNotify: one `NOTIFY evalops_jobs` with this payload, sent at the statement's commit. */
@@ -62,6 +63,12 @@ export function findJob(db: Db, jobId: string): Promise<JobRow | undefined> {
 
 export function findJobByIdempotencyKey(db: Db, key: string): Promise<JobRow | undefined> {
   return db.selectFrom('jobs').selectAll().where('idempotency_key', '=', key).executeTakeFirst();
+}
+
+/** The stored jobs holding any of these idempotency keys (at most one per key), in no particular order. */
+export async function findJobsByIdempotencyKeys(db: Db, keys: readonly string[]): Promise<JobRow[]> {
+  if (keys.length === 0) return [];
+  return db.selectFrom('jobs').selectAll().where(sql<boolean>`idempotency_key = ANY(${[...keys]}::text[])`).execute();
 }
 
 export interface ListJobsFilter {

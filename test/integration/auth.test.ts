@@ -99,6 +99,7 @@ describe('with keys', () => {
     const doc = (await server.api('GET', '/docs/json', undefined, bearer(keys.reader))).body as { paths: Record<string, Record<string, unknown>> };
     const explicit: Record<string, string> = {
       'POST /v1/jobs': 'jobs:write',
+      'POST /v1/jobs/batch': 'jobs:write',
       'POST /v1/jobs/{id}/cancel': 'jobs:write',
       'POST /v1/jobs/{id}/retry': 'jobs:write',
       'POST /v1/prompts': 'evals:write',

@@ -159,6 +159,7 @@ interface RouteSpec {
 function validBody(route: string): (() => unknown) | undefined {
   const bodies: Record<string, () => unknown> = {
     'POST /v1/jobs': () => ({ type: 'noop', payload: { a: 1 }, idempotency_key: 'k1', max_attempts: 2, priority: 1, run_at: new Date().toISOString() }),
+    'POST /v1/jobs/batch': () => ({ jobs: [{ type: 'noop', payload: { a: 1 }, idempotency_key: 'k2', max_attempts: 2, priority: 1, run_at: new Date().toISOString() }, { type: 'sleep', payload: { ms: 1 } }] }),
     'POST /v1/prompts': () => textPrompt('fuzz'),
     'POST /v1/evaluations': () => ({ prompt_version: 'fuzz@1', data_snapshot_id: known.snapshot, provider: 'echo', seed: 1, sample_size: 1 }),
     'POST /v1/evaluations/{id}/rerun': () => ({ mode: 'replay' }),

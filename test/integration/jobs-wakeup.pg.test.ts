@@ -44,6 +44,16 @@ afterAll(async () => {
 
 const statusOf = async (id: string) => (await client.query<{ status: string }>('SELECT status FROM jobs WHERE job_id = $1', [id])).rows[0]?.status;
 
+/** A client LISTENing on evalops_jobs, and the payloads it has heard so far. */
+async function listenForJobs(): Promise<{ listener: pg.Client; heard: string[] }> {
+  const listener = new pg.Client({ connectionString: db.databaseUrl });
+  const heard: string[] = [];
+  listener.on('notification', (n) => n.channel === 'evalops_jobs' && heard.push(n.payload ?? ''));
+  await listener.connect();
+  await listener.query('LISTEN evalops_jobs');
+  return { listener, heard };
+}
+
 describe('wake-ups on PostgreSQL', () => {
   it('a row inserted with plain SQL from another connection still wakes the runner', async () => {
     const server = await startTestServer(db, NO_POLL);
@@ -64,11 +74,7 @@ describe('wake-ups on PostgreSQL', () => {
   });
 
   it("the API's inserts keep the trigger silent and notify with their runner's id (which that runner ignores)", async () => {
-    const listener = new pg.Client({ connectionString: db.databaseUrl });
-    const heard: string[] = [];
-    listener.on('notification', (n) => n.channel === 'evalops_jobs' && heard.push(n.payload ?? ''));
-    await listener.connect();
-    await listener.query('LISTEN evalops_jobs');
+    const { listener, heard } = await listenForJobs();
     const server = await startTestServer(db, NO_POLL);
     try {
       await sleep(300);
@@ -80,6 +86,25 @@ describe('wake-ups on PostgreSQL', () => {
       // The trigger's own NOTIFY has an empty payload: none was sent for these rows.
       expect(heard.every((p) => p.startsWith('inprocess:'))).toBe(true);
       for (const a of answers) await waitFor(`job ${a.body.job_id} to succeed`, async () => (await statusOf(a.body.job_id)) === 'succeeded', 15_000);
+    } finally {
+      await server.close(2000);
+      await listener.end();
+    }
+  });
+
+  it('a batch submit wakes its runner directly and tells other processes with one NOTIFY for the whole batch', async () => {
+    const { listener, heard } = await listenForJobs();
+    const server = await startTestServer(db, NO_POLL);
+    try {
+      await sleep(300);
+      heard.length = 0;
+      const res = await server.api('POST', '/v1/jobs/batch', { jobs: Array.from({ length: 100 }, () => ({ type: 'noop' })) });
+      expect(res.status).toBe(202);
+      // The runner polls once a minute: these finish promptly only because dispatch() woke it.
+      for (const job of res.body.jobs) await waitFor(`job ${job.job_id} to succeed`, async () => (await statusOf(job.job_id)) === 'succeeded', 15_000);
+      await sleep(200);
+      expect(heard).toHaveLength(1);
+      expect(heard[0]).toMatch(/^inprocess:/);
     } finally {
       await server.close(2000);
       await listener.end();

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { type JobHandler, UnrecoverableJobError } from '../../src/jobs/handler-registry.ts';
@@ -123,6 +124,22 @@ describe.each(['inprocess', 'queue'] as const)('runner contract: %s', (mode) => 
     expect(done).toMatchObject({ result: { ok: true }, attempts: 1, locked_by: null, lease_expires_at: null });
     expect(Date.parse(done.started_at)).toBeGreaterThanOrEqual(Date.parse(done.created_at));
     expect(Date.parse(done.finished_at)).toBeGreaterThanOrEqual(Date.parse(done.started_at));
+  });
+
+  it('runs every job of a batch submit (POST /v1/jobs/batch) to succeeded', async () => {
+    const res = await api('POST', '/v1/jobs/batch', { jobs: Array.from({ length: 200 }, (_, i) => ({ type: 'noop', payload: { i } })) });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    expect(res.body.created).toBe(200);
+    const ids: string[] = res.body.jobs.map((j: { job_id: string }) => j.job_id);
+    await waitFor('the 200 batch jobs to succeed', async () => {
+      const { rows } = await sql<{ done: number; other: number }>`
+        SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS done, count(*) FILTER (WHERE status IN ('failed', 'cancelled'))::int AS other
+        FROM jobs WHERE job_id = ANY(${ids}::uuid[])`.execute(setup.server.database.db);
+      if (rows[0]!.other > 0) throw new Error(`${rows[0]!.other} batch job(s) failed or were cancelled`);
+      return rows[0]!.done === ids.length;
+    }, 30_000);
+    const sample = await untilStatus(ids[123]!, ['succeeded']);
+    expect(sample).toMatchObject({ payload: { i: 123 }, result: { ok: true }, attempts: 1 });
   });
 
   it('retries a failing job with backoff until it succeeds, keeping its progress', async () => {

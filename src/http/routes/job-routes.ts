@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { parseDuration } from '../../config/duration.ts';
 import { JOB_STATUSES, type JobStatus } from '../../db/schema.ts';
 import { validation } from '../../errors.ts';
-import type { JobService } from '../../jobs/job-service.ts';
+import { type JobService, MAX_BATCH_JOBS } from '../../jobs/job-service.ts';
 
 const jobSchema = z.object({
   job_id: z.string(),
@@ -39,6 +39,14 @@ const submitBody = z.object({
   run_at: z.string().optional().describe('ISO 8601 time before which the job does not start'),
 });
 
+const batchBody = z.object({
+  jobs: z
+    .array(submitBody)
+    .min(1, 'a batch holds at least 1 job')
+    .max(MAX_BATCH_JOBS, `a batch holds at most ${MAX_BATCH_JOBS} jobs (MAX_BATCH_JOBS); send more in several batches`)
+    .describe(`1 to ${MAX_BATCH_JOBS} jobs, each as the body of POST /v1/jobs`),
+});
+
 /** `since` accepts a duration (`15m`, `1h`, `7d`) or an ISO 8601 time. */
 function parseSince(value: string): Date {
   const ms = parseDuration(value);
@@ -70,6 +78,22 @@ export const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService }> = async (app
       if (!created) reply.header('idempotent-replayed', 'true');
       return reply.status(created ? 202 : 200).send(job);
     },
+  );
+
+  app.post(
+    '/v1/jobs/batch',
+    {
+      schema: {
+        tags,
+        summary: `Submit 1 to ${MAX_BATCH_JOBS} jobs at once, stored all or none`,
+        description:
+          'Every job is validated before any is stored; an error names the index of the job refused (`jobs.3.type: ...`) and nothing is stored. ' +
+          'The answer lists the jobs in request order; a job whose idempotency_key was already used (by a stored job or an earlier job of the batch) is the first job with that key, and `created` counts only the new ones.',
+        body: batchBody,
+        response: { 202: z.object({ jobs: z.array(jobSchema), created: z.number().describe('jobs stored by this request') }), '4xx': errorSchema },
+      },
+    },
+    async (request, reply) => reply.status(202).send(await jobs.submitBatch(request.body.jobs)),
   );
 
   app.get(
