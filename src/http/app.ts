@@ -84,10 +84,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerErrorHandling(app);
   // Before any route: they see every route as it is registered (its metric series and log level,
   // access rule, input checks).
-  registerRequestObserver(app, { metrics: deps.metrics, logger: deps.logger, counter: deps.slo?.counter });
+  const observer = registerRequestObserver(app, { metrics: deps.metrics, logger: deps.logger, counter: deps.slo?.counter });
   await registerSecurity(app, { config: deps.config, limits: deps.access.limits });
   const auth = await registerAuth(app, { config: deps.config, logger: deps.logger, keys: deps.access.keys, limits: deps.access.limits, redis: deps.access.rateLimitRedis });
-  registerNotFound(app, auth.unmatched);
+  await registerNotFound(app, { onRequest: auth.unmatched, onResponse: observer.unmatched });
 
   await app.register(swagger, {
     openapi: {

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import rateLimit, { normalizeIP } from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyReply, FastifyRequest, onResponseHookHandler, preHandlerHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler, onResponseHookHandler } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/config.ts';
 import { AppError } from '../errors.ts';
@@ -102,11 +102,11 @@ function sameSecret(given: string, expected: Buffer): boolean {
 /**
  * API keys with scopes, the /metrics token and rate limits: an onRequest hook on each route that
  * needs a caller, its rule from `routeAccess` (registered before any route). Returns the same check
- * for URLs no route matched, which the not-found handler runs. Order within the check: identify the
+ * for URLs no route matched, which the not-found handler's context runs. Order within the check: identify the
  * caller, count the request against its budget (failed authentications count against the caller's
  * IP), then refuse on a missing key or scope.
  */
-export async function registerAuth(app: FastifyInstance, deps: AuthDeps): Promise<{ unmatched: preHandlerHookHandler }> {
+export async function registerAuth(app: FastifyInstance, deps: AuthDeps): Promise<{ unmatched: onRequestHookHandler }> {
   const { config, keys, limits } = deps;
   app.decorateRequest('apiKey', null);
   await app.register(rateLimit, {
@@ -220,7 +220,7 @@ export async function registerAuth(app: FastifyInstance, deps: AuthDeps): Promis
   });
 
   // URLs no route matched need a valid key (and count against the caller's budget) like any API
-  // call: the not-found handler runs this before answering 404.
+  // call: the not-found handler's context runs this (registerNotFound).
   return { unmatched: hookFor('authenticated') };
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler, onResponseHookHandler } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AppError, ERROR_CODES, type ErrorCode } from '../errors.ts';
 
@@ -49,10 +49,19 @@ export function registerErrorHandling(app: FastifyInstance): void {
   });
 }
 
-/** URLs no route matched: 404 JSON, after `preHandler` (the API's access check) lets the caller through. */
-export function registerNotFound(app: FastifyInstance, preHandler: preHandlerHookHandler): void {
-  app.setNotFoundHandler({ preHandler }, (request, reply) => {
-    reply.status(404).send(body('NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`));
+/**
+ * URLs no route matched: 404 JSON. The handler lives in a context of its own whose hooks run for
+ * those requests alone (Fastify gives a not-found handler the hooks of the context that sets it):
+ * the API's access check (any valid key, counted against the caller's budget) and the request
+ * observer's count of unmatched requests. The routes run neither.
+ */
+export async function registerNotFound(app: FastifyInstance, hooks: { onRequest: onRequestHookHandler; onResponse: onResponseHookHandler }): Promise<void> {
+  await app.register(async (unmatched) => {
+    unmatched.addHook('onRequest', hooks.onRequest);
+    unmatched.addHook('onResponse', hooks.onResponse);
+    unmatched.setNotFoundHandler((request, reply) => {
+      reply.status(404).send(body('NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`));
+    });
   });
 }
 

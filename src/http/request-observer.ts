@@ -22,10 +22,11 @@ const UNMATCHED = 'unmatched';
  *
  * Each route gets its own onResponse hook when it is registered, holding its pattern, its metric
  * series and its log level, so a request costs no lookup of its route (`request.routeOptions` builds
- * a new object on each read). Requests no route matched are observed by a hook on the root app.
+ * a new object on each read) and no hook of the root app. Requests no route matched are observed by
+ * the hook returned, which the not-found handler's context runs (registerNotFound).
  * Registered before any route.
  */
-export function registerRequestObserver(app: FastifyInstance, deps: RequestObserverDeps): void {
+export function registerRequestObserver(app: FastifyInstance, deps: RequestObserverDeps): { unmatched: onResponseHookHandler } {
   const { metrics, logger, counter } = deps;
 
   const observe = (request: FastifyRequest, reply: FastifyReply, route: string, series: RouteRequestMetrics, level: 'info' | 'debug'): void => {
@@ -59,8 +60,10 @@ export function registerRequestObserver(app: FastifyInstance, deps: RequestObser
     addRouteHook(route, 'onResponse', hook);
   });
 
-  app.addHook('onResponse', (request, reply, done) => {
-    if (request.is404) observe(request, reply, UNMATCHED, metrics.http.forRoute(request.method, UNMATCHED), 'info');
-    done();
-  });
+  return {
+    unmatched: (request, reply, done) => {
+      observe(request, reply, UNMATCHED, metrics.http.forRoute(request.method, UNMATCHED), 'info');
+      done();
+    },
+  };
 }
