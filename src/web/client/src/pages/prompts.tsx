@@ -119,26 +119,8 @@ export function PromptPage({ name }: { name?: string }) {
                 <h2>
                   {from.prompt_version} → {to.prompt_version}
                 </h2>
-                <label>
-                  old{' '}
-                  <select name="from" value={String(from.version)} onChange={(e) => go({ from: Number((e.target as HTMLSelectElement).value) })}>
-                    {versions.map((v) => (
-                      <option key={v.version} value={String(v.version)}>
-                        {v.prompt_version}
-                      </option>
-                    ))}
-                  </select>
-                </label>
-                <label>
-                  new{' '}
-                  <select name="to" value={String(to.version)} onChange={(e) => go({ to: Number((e.target as HTMLSelectElement).value) })}>
-                    {versions.map((v) => (
-                      <option key={v.version} value={String(v.version)}>
-                        {v.prompt_version}
-                      </option>
-                    ))}
-                  </select>
-                </label>
+                <VersionSelect label="old" name="from" versions={versions} selected={from} onSelect={(version) => go({ from: version })} />
+                <VersionSelect label="new" name="to" versions={versions} selected={to} onSelect={(version) => go({ to: version })} />
                 <span class="mode-switch">
                   <button type="button" class={mode === 'lines' ? 'primary' : ''} onClick={() => go({ mode: 'lines' })}>
                     by line
@@ -155,5 +137,21 @@ export function PromptPage({ name }: { name?: string }) {
         </>
       ) : null}
     </section>
+  );
+}
+
+/** One side of the diff: a labelled choice among the prompt's versions. */
+function VersionSelect(props: { label: string; name: string; versions: PromptVersion[]; selected: PromptVersion; onSelect: (version: number) => void }) {
+  return (
+    <label>
+      {props.label}{' '}
+      <select name={props.name} value={String(props.selected.version)} onChange={(e) => props.onSelect(Number((e.target as HTMLSelectElement).value))}>
+        {props.versions.map((v) => (
+          <option key={v.version} value={String(v.version)}>
+            {v.prompt_version}
+          </option>
+        ))}
+      </select>
+    </label>
   );
 }
