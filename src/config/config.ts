@@ -1,5 +1,10 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { type EnvPattern, type HostEntry, parseEnvAllowlist, parseHostAllowlist } from './provider-allowlists.ts';
+import { isLoopbackHost } from './loopback-host.ts';
+import { redactUrl } from './url-redaction.ts';
+
+export { redactUrl };
 
 /** Job runner implementations selectable with JOB_RUNNER_MODE. */
 export const RUNNER_MODES = ['inprocess', 'queue'] as const;
@@ -29,6 +34,17 @@ const urlFromEnv = (schemes: string[]) =>
     },
     { message: `accepts a URL starting with ${schemes.map((s) => `${s}://`).join(' or ')}` },
   );
+
+/** A comma-separated list parsed by `parse`, which returns the entries or the sentence saying what is wrong. */
+const listFromEnv = <T>(parse: (text: string) => T[] | string) =>
+  z.string().transform((text, ctx) => {
+    const parsed = parse(text);
+    if (typeof parsed === 'string') {
+      ctx.addIssue({ code: 'custom', message: parsed });
+      return z.NEVER;
+    }
+    return parsed;
+  });
 
 /**
  * Every environment variable evalops reads. Defaults are the embedded setup: PGlite under DATA_DIR,
@@ -113,6 +129,10 @@ const envSchema = z.object({
   SLO_CONFIG: z.string().min(1).optional(),
   /** How often each API process writes its per-minute request counts (the availability SLI) to the database. */
   SLI_FLUSH_MS: intFromEnv(100, 60_000).default(10_000),
+  /** Environment variables a provider may read (api_key_env, {{env.NAME}}); unset: *_API_KEY and *_TOKEN. evalops' own are never readable. */
+  PROVIDER_ENV_ALLOWLIST: listFromEnv(parseEnvAllowlist).optional(),
+  /** Hosts a provider may call; unset: any host while HOST is loopback, none beyond it. */
+  PROVIDER_ALLOWED_HOSTS: listFromEnv(parseHostAllowlist).optional(),
 });
 
 /** Variables whose values are never echoed, not even in a configuration error. */
@@ -173,6 +193,8 @@ export interface Config {
   readonly loadShedding: { readonly eventLoopDelayMs: number; readonly heapPercent: number };
   /** SLOs (src/obs/slo-config.ts) and the measured availability SLI (src/obs/request-counter.ts). */
   readonly slo: { readonly configPath: string | undefined; readonly flushMs: number };
+  /** What evaluation providers may read and call (src/evals/providers/provider-policy.ts); undefined: the default. */
+  readonly providers: { readonly envAllowlist: readonly EnvPattern[] | undefined; readonly allowedHosts: readonly HostEntry[] | undefined };
 }
 
 /** Thrown when the environment is invalid; `problems` has one line per variable. */
@@ -258,6 +280,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     loadShedding: Object.freeze({ eventLoopDelayMs: e.LOAD_SHED_EVENT_LOOP_DELAY_MS, heapPercent: e.LOAD_SHED_HEAP_PERCENT }),
     slo: Object.freeze({ configPath: e.SLO_CONFIG ? path.resolve(e.SLO_CONFIG) : undefined, flushMs: e.SLI_FLUSH_MS }),
+    providers: Object.freeze({
+      envAllowlist: e.PROVIDER_ENV_ALLOWLIST ? Object.freeze(e.PROVIDER_ENV_ALLOWLIST) : undefined,
+      allowedHosts: e.PROVIDER_ALLOWED_HOSTS ? Object.freeze(e.PROVIDER_ALLOWED_HOSTS) : undefined,
+    }),
   });
 }
 
@@ -266,18 +292,6 @@ function parseTrustProxy(value: string | undefined): boolean | number | string[]
   if (value === 'true') return true;
   if (/^\d+$/.test(value)) return Number(value);
   return value.split(',').map((a) => a.trim());
-}
-
-/** Masks the password (and a bare token in the user part) of a URL; non-URLs pass through. */
-export function redactUrl(value: string): string {
-  try {
-    const url = new URL(value);
-    if (url.password) url.password = '***';
-    else if (url.username && /^(rediss?):$/.test(url.protocol)) url.username = '***';
-    return url.toString();
-  } catch {
-    return value;
-  }
 }
 
 /** The effective configuration as printable key/value pairs, secrets masked. */
@@ -328,5 +342,11 @@ export function describeConfig(config: Config): Record<string, string | number |
     LOAD_SHED_HEAP_PERCENT: config.loadShedding.heapPercent,
     SLO_CONFIG: config.slo.configPath ?? null,
     SLI_FLUSH_MS: config.slo.flushMs,
+    PROVIDER_ENV_ALLOWLIST: config.providers.envAllowlist ? config.providers.envAllowlist.map((p) => p.text).join(',') : '*_API_KEY,*_TOKEN (default)',
+    PROVIDER_ALLOWED_HOSTS: config.providers.allowedHosts
+      ? config.providers.allowedHosts.map((h) => h.text).join(',')
+      : isLoopbackHost(config.host)
+        ? '* (default while HOST is loopback)'
+        : 'none (default when HOST is beyond loopback)',
   };
 }

@@ -7,6 +7,7 @@ import { DatasetService } from './dataset-service.ts';
 import { createEvaluationHandler } from './evaluation-handler.ts';
 import { EvaluationService, type JobSubmitter } from './evaluation-service.ts';
 import { PromptService } from './prompt-service.ts';
+import { providerPolicyFromConfig } from './providers/provider-policy.ts';
 
 /**
  * What the composition roots need from the evaluations: the services behind the HTTP routes, and
@@ -26,7 +27,7 @@ export function createEvalServices(db: Kysely<Database>, config: Config, jobs: J
   return {
     prompts,
     datasets: new DatasetService(db, config.dataDir),
-    evaluations: new EvaluationService(db, config.dataDir, prompts, jobs, limits),
+    evaluations: new EvaluationService(db, config.dataDir, prompts, jobs, limits, providerPolicyFromConfig(config)),
     uploadLimitBytes: config.evals.datasetUploadLimitBytes,
   };
 }
@@ -43,6 +44,7 @@ export function evaluationJobHandlers(deps: { db: Kysely<Database>; config: Conf
       runTimeoutMs: deps.config.evals.runTimeoutMs,
       redisUrl: deps.config.redisUrl,
       redisPrefix: deps.config.queue.prefix,
+      policy: providerPolicyFromConfig(deps.config),
     }),
   ];
 }

@@ -20,6 +20,7 @@ import { parsePromptVersion } from './prompt-template.ts';
 import { createProvider, type ProviderConfig } from './providers/provider-factory.ts';
 import { createNodeHttpFetch } from './providers/node-http-fetch.ts';
 import { redactUrl } from './providers/provider.ts';
+import type { ProviderPolicy } from './providers/provider-policy.ts';
 import { RateGates } from './rate-gate.ts';
 import { withResponseCache } from './response-cache.ts';
 import { DatabaseResponseStore } from './response-store.ts';
@@ -55,6 +56,11 @@ export interface EvaluationHandlerDeps {
   redisUrl?: string | undefined;
   /** Prefix of the Redis keys (QUEUE_PREFIX). @defaultValue evalops */
   redisPrefix?: string;
+  /**
+   * What providers may read and call, from this process's configuration: checked again here because
+   * a queue-mode worker's environment is not the API's. @defaultValue DEFAULT_PROVIDER_POLICY
+   */
+  policy?: ProviderPolicy;
 }
 
 export interface EvaluationJobResult {
@@ -145,6 +151,7 @@ async function runJob(deps: EvaluationHandlerDeps & { localGates: RateGates }, r
     const gate = (gates ?? deps.localGates).gateFor(spec.provider);
     const providerDeps = {
       env,
+      ...(deps.policy ? { policy: deps.policy } : {}),
       fetch: deps.fetch,
       ...(gate ? { gate } : {}),
       onRetry: (info: { attempt: number; delayMs: number; status: number | null; reason: string }) =>

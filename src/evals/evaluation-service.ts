@@ -16,6 +16,8 @@ import { attachTexts, type FlippedCaseWithTexts, idsWithTexts, positionsOf } fro
 import { type CaseResult, compareRuns, type RunComparison } from './run-compare.ts';
 import { type FileInfo, listRunFiles, RESULTS_FILE, resolveRunFile, runDirectory } from './run-artifacts.ts';
 import { seededSample } from './sampling.ts';
+import { redactUrl } from './providers/provider.ts';
+import { assertSpecAllowed, DEFAULT_PROVIDER_POLICY, type ProviderPolicy } from './providers/provider-policy.ts';
 
 /** The job type of evaluation runs. */
 export const EVALUATION_JOB_TYPE = 'evaluation';
@@ -58,8 +60,28 @@ export interface EvaluationRun {
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** A provider config as shown: its URL through the one redaction (the stored spec keeps it whole, to run). */
+function shownProvider<T>(provider: T): T {
+  if (provider === null || typeof provider !== 'object') return provider;
+  const p = provider as Record<string, unknown>;
+  return {
+    ...p,
+    ...(typeof p.base_url === 'string' ? { base_url: redactUrl(p.base_url) } : {}),
+    ...(typeof p.url === 'string' ? { url: redactUrl(p.url) } : {}),
+  } as T;
+}
+
+/** The spec as the API shows it: provider URLs (the run's and inline judges') without credentials. */
+export function shownSpec(spec: EvaluationSpec): EvaluationSpec {
+  return {
+    ...spec,
+    provider: shownProvider(spec.provider),
+    scorers: (spec.scorers ?? []).map((s) => (s.type === 'llm_judge' ? { ...s, provider: shownProvider(s.provider) } : s)),
+  };
+}
+
 export function toEvaluationRun(row: store.RunRow): EvaluationRun {
-  const spec = row.spec as EvaluationSpec;
+  const spec = shownSpec(row.spec as EvaluationSpec);
   return {
     run_id: row.run_id,
     job_id: row.job_id,
@@ -110,11 +132,14 @@ export class EvaluationService {
     private readonly jobs: JobSubmitter,
     /** Runtime limits (cases per run, concurrent runs), checked before a run is recorded; none when absent. */
     private readonly limits?: { assertCanStartRun(cases: number): Promise<void> },
+    /** What providers may read and call (PROVIDER_ENV_ALLOWLIST, PROVIDER_ALLOWED_HOSTS): a refused spec records nothing. */
+    private readonly providerPolicy: ProviderPolicy = DEFAULT_PROVIDER_POLICY,
   ) {}
 
-  /** Validates the request against the stored prompt and snapshot, records the run and queues its job. */
+  /** Validates the request against the provider policy, the stored prompt and snapshot, records the run and queues its job. */
   async submit(input: unknown, rerunOf: string | null = null): Promise<EvaluationRun> {
     const spec = parseEvaluationRequest(input);
+    assertSpecAllowed(this.providerPolicy, spec);
     const prompt = await this.prompts.get(spec.prompt_version);
     spec.prompt_version = prompt.prompt_version;
     const snapshot = await findSnapshot(this.db, spec.data_snapshot_id);

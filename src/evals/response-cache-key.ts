@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from './canonical-json.ts';
 import type { ChatMessage } from './prompt-template.ts';
-import { redactUrl } from './providers/provider.ts';
 
 /**
  * The key of a recorded provider response. Everything that can change the answer is an input
@@ -39,5 +38,25 @@ export function responseCacheKey(input: ResponseCacheKeyInput): string {
 
 /** `http://host/v1/` and `http://host/v1` are the same endpoint; credentials are never part of the key. */
 function normaliseBaseUrl(url: string): string {
-  return redactUrl(url).replace(/\/+$/, '');
+  return withoutCredentials(url).replace(/\/+$/, '');
+}
+
+/**
+ * The endpoint's identity without credentials. Deliberately not the display redaction
+ * (src/config/url-redaction.ts): a change there must not change the keys of recorded answers, or
+ * replays of older runs would miss them.
+ */
+function withoutCredentials(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return url.replace(/\/\/[^/@]*@/, '//');
+  }
+  parsed.username = '';
+  parsed.password = '';
+  for (const key of [...parsed.searchParams.keys()]) {
+    if (/key|token|secret|password|sig/i.test(key)) parsed.searchParams.set(key, 'REDACTED');
+  }
+  return parsed.toString();
 }

@@ -49,11 +49,12 @@ export const RUN_METADATA_SCHEMA = {
       properties: {
         type: { type: 'string', minLength: 1 },
         base_url: {
-          description: 'Endpoint URL without credentials; null for providers without an endpoint (echo).',
+          description: 'Endpoint URL without credentials (user-info, if any, masked as user:***@ or ***@); null for providers without an endpoint (echo).',
           type: ['string', 'null'],
           // `not` alone would also reject null (a pattern ignores non-strings, so `not` of it fails).
+          // User-info is refused unless masked by the one URL redaction (src/config/url-redaction.ts).
           if: { type: 'string' },
-          then: { not: { pattern: '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@' } },
+          then: { not: { pattern: '^[A-Za-z][A-Za-z0-9+.-]*://(?!(?:[^/?#@:]*:)?\\*\\*\\*@)[^/?#]*@' } },
         },
       },
     },

@@ -31,6 +31,7 @@ import { registerAuth, requestActor } from './auth.ts';
 import { accessAdminRoutes, localAccessRoutes } from './routes/admin-routes.ts';
 import { registerLoadShedding, registerSecurity } from './security.ts';
 import { dashboardRoutes } from '../web/dashboard.ts';
+import { hasScope } from '../ops/api-key-service.ts';
 
 export interface AppDeps {
   config: Config;
@@ -98,7 +99,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   // Routes that keep answering under load: load balancers, Prometheus and the operator's CLI need them most then.
-  await app.register(healthRoutes, { deps: { config: deps.config, database: deps.database, redis: deps.redis, runner: deps.runner, startedAt: deps.startedAt } });
+  await app.register(healthRoutes, {
+    deps: { config: deps.config, database: deps.database, redis: deps.redis, runner: deps.runner, startedAt: deps.startedAt },
+    mayReadLocations: async (authorization) => {
+      const token = /^Bearer +(\S+) *$/i.exec(authorization ?? '')?.[1];
+      if (token === undefined) return false;
+      const check = await deps.access.keys.check(token);
+      return check.ok && hasScope(check.key.scopes, 'read');
+    },
+  });
   await app.register(metricsRoutes, { metrics: deps.metrics });
   if (deps.localToken) {
     await app.register(localAdminRoutes, { database: deps.database, token: deps.localToken });

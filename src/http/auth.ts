@@ -3,6 +3,7 @@ import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler, onResponseHookHandler } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/config.ts';
+import { isLoopbackHost } from '../config/loopback-host.ts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../obs/logger.ts';
 import { auditLog } from '../ops/access-admin.ts';
@@ -61,11 +62,7 @@ const AUDITED_ROUTES: Record<string, string> = {
   'POST /v1/evaluations/:id/cancel': 'evaluation.cancelled',
 };
 
-/** `127.0.0.0/8`, `::1`, `localhost`: a server bound there is reachable from this machine only. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
-}
+export { isLoopbackHost };
 
 /** How the server treats requests right now. */
 export type AuthMode = 'keys' | 'open' | 'disabled';

@@ -52,7 +52,8 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const [health, detailed, metrics, opened] = await Promise.all([
     probeHttp(url, '/health', timeoutMs),
     // /health/detailed bounds each of its probes itself; leave room for that.
-    probeHttp(url, '/health/detailed', timeoutMs + 2 * options.config.health.probeTimeoutMs),
+    // With a key, the answer names the server's database (redacted); anonymous callers see its kind only.
+    probeHttp(url, '/health/detailed', timeoutMs + 2 * options.config.health.probeTimeoutMs, options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}),
     probeHttp(url, '/metrics', timeoutMs, metricsHeaders),
     options.openDatabase().then(
       (db) => ({ db, error: null }),

@@ -10,7 +10,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/test-database.
 import { startTestServer, type TestServer } from '../helpers/test-server.ts';
 
 // The key the provider reads from the environment; it must never reach a file, a row or a log line.
-const KEY_VAR = 'EVALOPS_TEST_EVAL_API_KEY';
+const KEY_VAR = 'EVAL_TEST_API_KEY';
 const SECRET = 'sk-test-eval-api-3f9a61c2d8e4b7a0';
 
 let db: TestDatabase;
@@ -267,9 +267,9 @@ describe('bad inputs', () => {
 
   it('fails the run, naming the variable, when the provider key variable is unset in the process that runs it', async () => {
     const snapshot = await upload(casesJsonl(2, 'nokey'));
-    const failed = await run({ prompt_version: 'qa@1', data_snapshot_id: snapshot, provider: { type: 'openai', base_url: openai.url, api_key_env: 'EVALOPS_TEST_UNSET_KEY' }, model: 'm' });
+    const failed = await run({ prompt_version: 'qa@1', data_snapshot_id: snapshot, provider: { type: 'openai', base_url: openai.url, api_key_env: 'UNSET_TEST_API_KEY' }, model: 'm' });
     expect(failed.status).toBe('failed');
-    expect(failed.error_message).toMatch(/environment variable EVALOPS_TEST_UNSET_KEY is not set/);
+    expect(failed.error_message).toMatch(/environment variable UNSET_TEST_API_KEY is not set/);
   });
 });
 

@@ -23,7 +23,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   openai = await startFakeOpenAIServer({ apiKey: SECRET });
   dir = mkdtempSync(path.join(os.tmpdir(), 'evalops-eval-cli-'));
-  env = { ...db.env, COMMIT_SHA: 'feedface0123', EVALOPS_TEST_CLI_KEY: SECRET, LOG_LEVEL: 'warn' };
+  env = { ...db.env, COMMIT_SHA: 'feedface0123', CLI_TEST_API_KEY: SECRET, LOG_LEVEL: 'warn' };
   writeFileSync(path.join(dir, 'prompt.yaml'), 'name: cli-qa\nmessages:\n  - role: system\n    content: Repeat the text.\n  - role: user\n    content: "{{text}}"\nparams:\n  temperature: 0\n');
   writeFileSync(path.join(dir, 'cases.jsonl'), casesJsonl(8, 'cli'));
   writeFileSync(path.join(dir, 'bad.jsonl'), '{"id":"1","vars":{"text":"a"}}\n{"id":"1","vars":{"text":"b"}}\n{oops\n');
@@ -36,7 +36,7 @@ beforeAll(async () => {
       'provider:',
       '  type: openai',
       `  base_url: ${openai.url}`,
-      '  api_key_env: EVALOPS_TEST_CLI_KEY',
+      '  api_key_env: CLI_TEST_API_KEY',
       'model: gpt-cli',
       'scorers:',
       '  - { name: exact, type: exact }',
@@ -127,16 +127,16 @@ describe('with no server running (a temporary service on the configured database
 describe('with a server running', () => {
   let server: TestServer;
   beforeAll(async () => {
-    process.env.EVALOPS_TEST_CLI_KEY = SECRET;
+    process.env.CLI_TEST_API_KEY = SECRET;
     server = await startTestServer(db, { COMMIT_SHA: 'feedface0123' });
   });
   afterAll(async () => {
     await server?.close(2000);
-    delete process.env.EVALOPS_TEST_CLI_KEY;
+    delete process.env.CLI_TEST_API_KEY;
   });
 
   it('eval run --remote runs on that server; eval list and show find the run', async () => {
-    const res = await runCli(['eval', 'run', '--config', path.join(dir, 'eval.yaml'), '--remote', server.url, '--seed', '12', '--json'], { ...env, EVALOPS_TEST_CLI_KEY: 'not-used-by-the-client' }, 90_000);
+    const res = await runCli(['eval', 'run', '--config', path.join(dir, 'eval.yaml'), '--remote', server.url, '--seed', '12', '--json'], { ...env, CLI_TEST_API_KEY: 'not-used-by-the-client' }, 90_000);
     // The key is read by the process that runs the job: here the test server, which has it from this process.
     expect(res.code, res.stdout + res.stderr).toBe(0);
     const run = JSON.parse(res.stdout);

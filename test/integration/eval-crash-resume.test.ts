@@ -28,7 +28,7 @@ afterAll(async () => {
   await db?.cleanup();
 });
 
-const env = () => ({ ...db.env, EVALOPS_TEST_CRASH_KEY: SECRET, COMMIT_SHA: 'c0ffee0123', JOB_LEASE_MS: '2000', JOB_POLL_MS: '200' });
+const env = () => ({ ...db.env, CRASH_TEST_API_KEY: SECRET, COMMIT_SHA: 'c0ffee0123', JOB_LEASE_MS: '2000', JOB_POLL_MS: '200' });
 
 /** The text of the user message of a recorded request (`crash 17`). */
 const asked = (r: { body: unknown }) => ((r.body as { messages: Array<{ role: string; content: string }> }).messages.find((m) => m.role === 'user')?.content ?? '');
@@ -43,7 +43,7 @@ describe('an evaluation interrupted by a crash', () => {
       const res = await request(first.url, 'POST', '/v1/evaluations', {
         prompt_version: 'crash@1',
         data_snapshot_id: snapshot,
-        provider: { type: 'openai', base_url: openai.url, api_key_env: 'EVALOPS_TEST_CRASH_KEY' },
+        provider: { type: 'openai', base_url: openai.url, api_key_env: 'CRASH_TEST_API_KEY' },
         model: 'gpt-crash',
         concurrency: 2,
       });

@@ -26,7 +26,7 @@ beforeAll(async () => {
   db = await createTestDatabase({ backend: 'postgres' });
   openai = await startFakeOpenAIServer({ apiKey: SECRET });
   server = await startTestServer(db, { JOB_RUNNER_MODE: 'queue', REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, QUEUE_RECONCILE_MS: '500', COMMIT_SHA: 'abc1234def' });
-  worker = await spawnWorker({ ...db.env, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, COMMIT_SHA: 'abc1234def', EVALOPS_TEST_QUEUE_KEY: SECRET }, ['--name', 'eval-worker']);
+  worker = await spawnWorker({ ...db.env, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, COMMIT_SHA: 'abc1234def', QUEUE_TEST_API_KEY: SECRET }, ['--name', 'eval-worker']);
 });
 
 afterAll(async () => {
@@ -44,7 +44,7 @@ describe('an evaluation in queue mode', () => {
     const res = await request(server.url, 'POST', '/v1/evaluations', {
       prompt_version: 'queued@1',
       data_snapshot_id: snapshot,
-      provider: { type: 'openai', base_url: openai.url, api_key_env: 'EVALOPS_TEST_QUEUE_KEY' },
+      provider: { type: 'openai', base_url: openai.url, api_key_env: 'QUEUE_TEST_API_KEY' },
       model: 'gpt-queue',
       concurrency: 4,
     });

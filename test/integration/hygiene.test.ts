@@ -25,7 +25,7 @@ const SECRETS = {
   mlflowToken: 'MlflowTok-s3cret-a1b2c3',
   openaiKey: 'sk-hygiene-s3cret-0a9b8c7d6e5f',
 };
-const OPENAI_ENV = 'EVALOPS_HYGIENE_OPENAI_KEY';
+const OPENAI_ENV = 'HYGIENE_OPENAI_API_KEY';
 
 let db: TestDatabase;
 let server: TestServer;

@@ -4,6 +4,7 @@ import { EchoProvider } from './echo-provider.ts';
 import { HttpProvider } from './http-provider.ts';
 import { OpenAIProvider } from './openai-provider.ts';
 import type { Provider } from './provider.ts';
+import { DEFAULT_PROVIDER_POLICY, HEADER_ENV_TEMPLATE, ProviderNotAllowedError, type ProviderPolicy, providerProblems } from './provider-policy.ts';
 import type { RetryingPostDeps } from './retrying-post.ts';
 
 /**
@@ -68,9 +69,11 @@ export type ProviderConfig = z.infer<typeof providerConfigSchema>;
 /** Input form (defaults not yet applied). */
 export type ProviderConfigInput = z.input<typeof providerConfigSchema>;
 
-export interface ProviderFactoryDeps extends Omit<RetryingPostDeps, 'limiter'> {
+export interface ProviderFactoryDeps extends Omit<RetryingPostDeps, 'limiter' | 'redirectRefusal'> {
   /** Where `api_key_env` and `{{env.NAME}}` are looked up. @defaultValue process.env */
   env?: Record<string, string | undefined>;
+  /** Which variables and hosts the provider may use (checked before anything is read). @defaultValue DEFAULT_PROVIDER_POLICY */
+  policy?: ProviderPolicy;
 }
 
 /** Validates a provider config; throws `EvalValidationError` naming each bad field. */
@@ -83,10 +86,18 @@ export function parseProviderConfig(value: unknown, path = 'provider'): Provider
   return result.data;
 }
 
-/** Builds the provider a (parsed) config describes; secrets are read from `deps.env` here, once. */
-export function createProvider(config: ProviderConfig, deps: ProviderFactoryDeps = {}): Provider {
+/**
+ * Builds the provider a (parsed) config describes; secrets are read from `deps.env` here, once,
+ * after the policy has admitted every variable and the host (`path` names the config in refusals).
+ */
+export function createProvider(config: ProviderConfig, deps: ProviderFactoryDeps = {}, path = 'provider'): Provider {
   const env = deps.env ?? process.env;
-  const { env: _env, ...postDeps } = deps;
+  const policy = deps.policy ?? DEFAULT_PROVIDER_POLICY;
+  const problems = providerProblems(policy, config, path);
+  if (problems.length > 0) throw new ProviderNotAllowedError(problems);
+  const { env: _env, policy: _policy, ...rest } = deps;
+  // Redirects are never followed; a refused target is named in the error.
+  const postDeps = { ...rest, redirectRefusal: (url: string) => policy.hostRefusal(url, `${path} redirect`) };
   switch (config.type) {
     case 'openai': {
       let apiKey: string | undefined;
@@ -94,7 +105,7 @@ export function createProvider(config: ProviderConfig, deps: ProviderFactoryDeps
         apiKey = env[config.api_key_env];
         if (apiKey === undefined || apiKey === '') {
           throw new EvalValidationError(
-            `provider.api_key_env: environment variable ${config.api_key_env} is not set (it should hold the API key)`,
+            `${path}.api_key_env: environment variable ${config.api_key_env} is not set (it should hold the API key)`,
           );
         }
       }
@@ -102,7 +113,7 @@ export function createProvider(config: ProviderConfig, deps: ProviderFactoryDeps
         {
           baseUrl: config.base_url,
           apiKey,
-          headers: resolveHeaders(config.headers, env),
+          headers: resolveHeaders(config.headers, env, path),
           ...retryOptions(config),
         },
         postDeps,
@@ -112,7 +123,7 @@ export function createProvider(config: ProviderConfig, deps: ProviderFactoryDeps
       return new HttpProvider(
         {
           url: config.url,
-          headers: resolveHeaders(config.headers, env),
+          headers: resolveHeaders(config.headers, env, path),
           bodyTemplate: config.body_template,
           responsePath: config.response_path,
           usagePath: config.usage_path,
@@ -145,14 +156,15 @@ function retryOptions(config: {
 function resolveHeaders(
   headers: Record<string, string> | undefined,
   env: Record<string, string | undefined>,
+  path: string,
 ): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, template] of Object.entries(headers ?? {})) {
-    out[name] = template.replace(/\{\{\s*env\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g, (_m, variable: string) => {
+    out[name] = template.replace(HEADER_ENV_TEMPLATE, (_m, variable: string) => {
       const value = env[variable];
       if (value === undefined || value === '') {
         throw new EvalValidationError(
-          `provider.headers.${name}: environment variable ${variable} is not set`,
+          `${path}.headers.${name}: environment variable ${variable} is not set`,
         );
       }
       return value;

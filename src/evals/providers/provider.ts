@@ -82,22 +82,8 @@ export class ProviderError extends EvalError {
   }
 }
 
-/** Removes user:password from a URL (and query values that look like keys) so it can be logged or stored. */
-export function redactUrl(url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    // Not a URL: strip anything shaped like credentials rather than return it verbatim.
-    return url.replace(/\/\/[^/@]*@/, '//');
-  }
-  parsed.username = '';
-  parsed.password = '';
-  for (const key of [...parsed.searchParams.keys()]) {
-    if (/key|token|secret|password|sig/i.test(key)) parsed.searchParams.set(key, 'REDACTED');
-  }
-  return parsed.toString();
-}
+/** The one URL redaction (src/config/url-redaction.ts), for provider URLs in errors, logs and run metadata. */
+export { redactUrl } from '../../config/url-redaction.ts';
 
 /** Replaces every occurrence of the given secrets (and OpenAI-style `sk-...` keys) in `text`. */
 export function scrubSecrets(text: string, secrets: readonly (string | undefined)[]): string {

@@ -1,4 +1,5 @@
 import { backoffDelay, parseRetryAfter, retryAfterDelay, sleep as realSleep, type BackoffOptions, type Sleep } from '../http-retry.ts';
+import { redactUrl } from '../../config/url-redaction.ts';
 import type { AdaptiveLimiter } from './adaptive-limiter.ts';
 import { ProviderError, scrubSecrets } from './provider.ts';
 
@@ -40,6 +41,8 @@ export interface RetryingPostDeps {
   gate?: RequestGate;
   /** Called before each wait between attempts (for logs and metrics; carries no secrets). */
   onRetry?: (info: RetryInfo) => void;
+  /** Says why a redirect's target host is not allowed (null when it is); named in the redirect error. */
+  redirectRefusal?: (url: string) => string | null;
 }
 
 export interface RetryingPostRequest {
@@ -130,6 +133,9 @@ async function attemptOnce(
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json', ...request.headers },
         body: JSON.stringify(request.body),
+        // Redirects are never followed: the answer would carry the request, the credentials with
+        // it, to a host the policy never saw.
+        redirect: 'manual',
         signal: controller.signal,
       });
       text = await response.text();
@@ -158,6 +164,7 @@ async function attemptOnce(
         );
       }
     }
+    if (response.status >= 300 && response.status < 400) throw redirectError(request, response, deps);
     if (response.status === 429) outcome = 'throttled';
     const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
     const retryable = RETRYABLE_STATUS(response.status);
@@ -193,6 +200,25 @@ function moveUrlCredentials(request: RetryingPostRequest): RetryingPostRequest {
   const hasAuth = Object.keys(headers).some((name) => name.toLowerCase() === 'authorization');
   if (!hasAuth) headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
   return { ...request, url: url.toString(), headers, secrets: [...request.secrets, password, rawPassword].filter((s) => s !== '') };
+}
+
+/** A 3xx is an error, never followed; it names where it pointed (credentials masked) and, when refused, why. */
+function redirectError(request: RetryingPostRequest, response: Response, deps: RetryingPostDeps): ProviderError {
+  const location = response.headers.get('location');
+  let target: string | null = null;
+  if (location !== null) {
+    try {
+      target = new URL(location, request.url).toString();
+    } catch {
+      target = null;
+    }
+  }
+  const refusal = target === null ? null : (deps.redirectRefusal?.(target) ?? null);
+  const where = target === null ? 'without a usable Location' : `to ${redactUrl(target)}`;
+  return new ProviderError(
+    `${request.label}: HTTP ${response.status} redirects ${where}; provider redirects are not followed: set the provider's URL to the final address${refusal === null ? '' : ` (${refusal})`}`,
+    { retryable: false, status: response.status },
+  );
 }
 
 function withoutLabel(message: string, label: string): string {

@@ -168,7 +168,7 @@ function createOne(config: ScorerConfig, index: number, deps: ScorerFactoryDeps)
           throw new EvalValidationError(`scorers.${index}.provider: no provider named '${config.provider}'`);
         }
       } else {
-        provider = createProvider(config.provider, deps.providerDeps);
+        provider = createProvider(config.provider, deps.providerDeps, `scorers.${index}.provider`);
       }
       if (deps.wrapJudgeProvider) provider = deps.wrapJudgeProvider(provider, config);
       return llmJudgeScorer(config.name, {

@@ -158,9 +158,9 @@ describe('OpenAIProvider', () => {
     const error = (await provider.complete(request).catch((e: unknown) => e)) as ProviderError;
     expect(error.retryable).toBe(true);
     expect(error.upstreamStatus).toBeNull();
-    expect(error.message).toMatch(/openai provider at http:\/\/127\.0\.0\.1:9\/v1: gave up after 2 attempts: .*could not reach the endpoint/);
+    expect(error.message).toMatch(/openai provider at http:\/\/user:\*\*\*@127\.0\.0\.1:9\/v1: gave up after 2 attempts: .*could not reach the endpoint/);
     expect(error.message).not.toContain('hunter2');
-    expect(provider.describe().base_url).toBe('http://127.0.0.1:9/v1');
+    expect(provider.describe().base_url).toBe('http://user:***@127.0.0.1:9/v1');
   });
 
   it('stops when the caller aborts, without wrapping the abort', async () => {

@@ -95,14 +95,14 @@ describe('http provider', () => {
 describe('provider factory', () => {
   it('builds each type from its config', () => {
     expect(createProvider(parseProviderConfig({ type: 'echo' }))).toBeInstanceOf(EchoProvider);
-    const openai = createProvider(parseProviderConfig({ type: 'openai', base_url: server.url, api_key_env: 'MY_KEY' }), {
-      env: { MY_KEY: 'sk-abcdefghijkl' },
+    const openai = createProvider(parseProviderConfig({ type: 'openai', base_url: server.url, api_key_env: 'MY_API_KEY' }), {
+      env: { MY_API_KEY: 'sk-abcdefghijkl' },
     });
     expect(openai).toBeInstanceOf(OpenAIProvider);
     expect(openai.describe()).toEqual({ type: 'openai', base_url: server.url });
     const http = createProvider(
-      parseProviderConfig({ type: 'http', url: 'http://127.0.0.1:1/x', body_template: { p: '{{prompt}}' }, response_path: 'out', headers: { authorization: 'Bearer {{env.TOKEN}}' } }),
-      { env: { TOKEN: 't0ken-value' } },
+      parseProviderConfig({ type: 'http', url: 'http://127.0.0.1:1/x', body_template: { p: '{{prompt}}' }, response_path: 'out', headers: { authorization: 'Bearer {{env.SERVICE_TOKEN}}' } }),
+      { env: { SERVICE_TOKEN: 't0ken-value' } },
     );
     expect(http).toBeInstanceOf(HttpProvider);
   });
@@ -129,14 +129,14 @@ describe('provider factory', () => {
   });
 
   it('says which environment variable is missing, never a value', () => {
-    expect(() => createProvider(parseProviderConfig({ type: 'openai', api_key_env: 'ABSENT_KEY' }), { env: {} })).toThrow(
-      'provider.api_key_env: environment variable ABSENT_KEY is not set (it should hold the API key)',
+    expect(() => createProvider(parseProviderConfig({ type: 'openai', api_key_env: 'ABSENT_API_KEY' }), { env: {} })).toThrow(
+      'provider.api_key_env: environment variable ABSENT_API_KEY is not set (it should hold the API key)',
     );
     expect(() =>
-      createProvider(parseProviderConfig({ type: 'http', url: 'http://h/x', body_template: {}, response_path: 'a', headers: { 'x-key': '{{env.NOPE}}' } }), {
+      createProvider(parseProviderConfig({ type: 'http', url: 'http://h/x', body_template: {}, response_path: 'a', headers: { 'x-key': '{{env.NOPE_TOKEN}}' } }), {
         env: {},
       }),
-    ).toThrow('provider.headers.x-key: environment variable NOPE is not set');
+    ).toThrow('provider.headers.x-key: environment variable NOPE_TOKEN is not set');
   });
 });
 
@@ -169,8 +169,8 @@ describe('response cache (live / replay)', () => {
 
 describe('redaction helpers', () => {
   it('strips URL credentials and key-like query values', () => {
-    expect(redactUrl('https://user:pw@host:8080/v1?api_key=abc&x=1')).toBe('https://host:8080/v1?api_key=REDACTED&x=1');
-    expect(redactUrl('not a url //u:p@h')).toBe('not a url //h');
+    expect(redactUrl('https://user:pw@host:8080/v1?api_key=abc&x=1')).toBe('https://user:***@host:8080/v1?api_key=***&x=1');
+    expect(redactUrl('not a url //u:p@h')).toBe('not a url //***@h');
   });
   it('scrubs given secrets and sk- keys', () => {
     expect(scrubSecrets('key sk-live-ABCDEFGHIJ and s3cr3t!', ['s3cr3t!'])).toBe('key sk-[REDACTED] and [REDACTED]');
