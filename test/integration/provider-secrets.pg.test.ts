@@ -135,4 +135,18 @@ describe('URLs shown without their secrets (finding 7)', () => {
     expect(metadata).toContain(base.host);
     expect(metadata).not.toContain(creds);
   });
+
+  // Last: once a key exists the server stops running open.
+  it('/health/detailed names the database, redacted, to a caller with a key that can read', async () => {
+    const created = await request(server.url, 'POST', '/v1/admin/api-keys', { name: 'health-reader', scopes: ['read'] });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const res = await fetch(`${server.url}/health/detailed`, { headers: { authorization: `Bearer ${created.body.key}` }, signal: AbortSignal.timeout(15_000) });
+    const body = (await res.json()) as { components: { database: { details: { location?: string } } } };
+    expect(body.components.database.details.location).toMatch(/^postgresql:\/\/postgres@127\.0\.0\.1:5432\/evalops_t_[0-9a-f]+\?password=\*\*\*$/);
+    expect(JSON.stringify(body)).not.toContain(DB_PASSWORD);
+    const anonymous = await request(server.url, 'GET', '/health/detailed');
+    expect(anonymous.body.components.database.details.location).toBeUndefined();
+    const wrong = await fetch(`${server.url}/health/detailed`, { headers: { authorization: 'Bearer evk_not-a-key' }, signal: AbortSignal.timeout(15_000) });
+    expect(((await wrong.json()) as { components: { database: { details: { location?: string } } } }).components.database.details.location).toBeUndefined();
+  });
 });

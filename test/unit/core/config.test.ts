@@ -35,6 +35,22 @@ describe('loadConfig', () => {
     expect(error!.message).not.toContain('topsecret');
   });
 
+  it('echoes a URL that fails validation with its credentials masked, parsed or not', () => {
+    const messageOf = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (err) {
+        return (err as ConfigError).message;
+      }
+      return '';
+    };
+    const wrongScheme = messageOf({ DATABASE_URL: 'mysql://app:pw-one@db/x?password=pw-two&sslmode=require' });
+    expect(wrongScheme).toContain('DATABASE_URL: accepts a URL starting with postgres:// or postgresql:// (got "mysql://app:***@db/x?password=***&sslmode=require")');
+    const unparsable = messageOf({ DATABASE_URL: 'postgres//app:pw-three@db:5432/x?sslpassword=pw-four', REDIS_URL: 'redis:/tok-five@r?token=tok-six' });
+    expect(unparsable).toContain('DATABASE_URL:');
+    for (const secret of ['pw-one', 'pw-two', 'pw-three', 'pw-four', 'tok-six']) expect(wrongScheme + unparsable).not.toContain(secret);
+  });
+
   it('refuses a retry ceiling below its base', () => {
     expect(() => loadConfig({ JOB_RETRY_BASE_MS: '5000', JOB_RETRY_MAX_MS: '10' })).toThrow(/JOB_RETRY_MAX_MS: must be at least JOB_RETRY_BASE_MS/);
   });
@@ -46,6 +62,20 @@ describe('secrets in printed configuration', () => {
     expect(redactUrl('redis://:tok@127.0.0.1:6379')).toBe('redis://:***@127.0.0.1:6379');
     expect(redactUrl('redis://tok@127.0.0.1:6379')).toBe('redis://***@127.0.0.1:6379');
     expect(redactUrl('not a url')).toBe('not a url');
+  });
+
+  it('masks credential-like query parameters and lone user names, keeping PostgreSQL roles', () => {
+    expect(redactUrl('postgresql://app@db/x?password=a&sslpassword=b&sslmode=require&application_name=evalops')).toBe(
+      'postgresql://app@db/x?password=***&sslpassword=***&sslmode=require&application_name=evalops',
+    );
+    expect(redactUrl('https://s3.example/b/o?X-Amz-Credential=c&X-Amz-Signature=s&X-Amz-Security-Token=t&X-Amz-Date=20260101')).toBe(
+      'https://s3.example/b/o?X-Amz-Credential=***&X-Amz-Signature=***&X-Amz-Security-Token=***&X-Amz-Date=20260101',
+    );
+    expect(redactUrl('https://h/v1?api_key=1&apikey=2&key=3&access_token=4&client_secret=5&pwd=6&passwd=7&subscription-key=8&model=m')).toBe(
+      'https://h/v1?api_key=***&apikey=***&key=***&access_token=***&client_secret=***&pwd=***&passwd=***&subscription-key=***&model=m',
+    );
+    expect(redactUrl('https://ghp_token@example.com/x')).toBe('https://***@example.com/x');
+    expect(redactUrl('https://app.example/cb#access_token=t&state=s')).toBe('https://app.example/cb#access_token=***&state=s');
   });
 
   it('describeConfig never contains the password', () => {
