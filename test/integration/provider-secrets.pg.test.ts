@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FakeMlflowServer, startFakeMlflowServer } from '../helpers/fake-mlflow-server.ts';
 import { type FakeOpenAIServer, startFakeOpenAIServer } from '../helpers/fake-openai-server.ts';
 import { casesJsonl, request, textPrompt, uploadDataset, waitForRun } from '../helpers/eval-helpers.ts';
 import { runCli, type ServerProcess, spawnServer } from '../helpers/processes.ts';
@@ -23,6 +24,7 @@ const SECRETS = [DB_PASSWORD, METRICS_TOKEN, MLFLOW_TOKEN, OTHER_KEY];
 
 let db: TestDatabase;
 let listener: FakeOpenAIServer;
+let mlflow: FakeMlflowServer;
 let server: ServerProcess;
 let env: Record<string, string>;
 let prompt: string;
@@ -31,7 +33,9 @@ let snapshot: string;
 beforeAll(async () => {
   db = await createTestDatabase();
   listener = await startFakeOpenAIServer({});
+  mlflow = await startFakeMlflowServer();
   env = {
+    MLFLOW_TRACKING_URI: mlflow.url,
     ...db.env,
     DATABASE_URL: `${db.databaseUrl}?password=${DB_PASSWORD}`,
     METRICS_TOKEN,
@@ -48,6 +52,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
   await listener?.close();
+  await mlflow?.close();
   await db?.cleanup();
 });
 
@@ -134,6 +139,11 @@ describe('URLs shown without their secrets (finding 7)', () => {
     const metadata = readFileSync(path.join(run.run_dir, 'run_metadata.json'), 'utf8');
     expect(metadata).toContain(base.host);
     expect(metadata).not.toContain(creds);
+    // Published to MLflow: params come from run_metadata, which went up as an artifact too.
+    const published = [...mlflow.runs.values()].map((r) => JSON.stringify([...r.params])).join('\n');
+    expect(published).toContain(base.host);
+    expect(published).not.toContain(creds);
+    expect([...mlflow.artifacts.values()].map((b) => b.toString('utf8')).join('\n')).not.toContain(creds);
   });
 
   // Last: once a key exists the server stops running open.
