@@ -95,6 +95,8 @@ export function createEvaluationHandler(handlerDeps: EvaluationHandlerDeps): Job
     description: 'runs an evaluation recorded by POST /v1/evaluations and writes its files',
     payloadSchema: z.object({ run_id: z.string().uuid() }),
     timeoutMs: deps.runTimeoutMs,
+    // A run has its own routes and scope: a job of it is never submitted or acted on as a bare job.
+    internal: { submitVia: 'POST /v1/evaluations', scope: 'evals:write' },
     run: (payload, ctx) => runJob(deps, payload.run_id, ctx),
   };
 }

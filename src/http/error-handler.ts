@@ -25,7 +25,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
       const problems = err.validation.map((v) => {
-        const where = `${err.validationContext ?? 'body'}${v.instancePath.replace(/\//g, '.')}`;
+        const where = [err.validationContext ?? 'body', ...v.instancePath.split('/').filter(Boolean)].join('.');
         return `${where}: ${v.message}`;
       });
       return reply.status(400).send(body('VALIDATION', problems.join('; '), { problems }));
