@@ -38,3 +38,35 @@ export const notFound = (what: string, id: string) => new AppError('NOT_FOUND', 
 export const validation = (message: string, details?: Record<string, unknown>) => new AppError('VALIDATION', message, details);
 export const conflict = (message: string) => new AppError('CONFLICT', message);
 export const unavailable = (message: string) => new AppError('UNAVAILABLE', message);
+
+/**
+ * Operating-system errors that retrying the same job cannot fix: the file system refuses the path
+ * itself (permissions, a read-only mount, a file where a folder belongs), and only an operator's
+ * change of configuration helps. Retrying hid the cause behind minutes of backoff. Errors of a
+ * level that moves on its own stay retryable: ENOSPC and EDQUOT (other runs finish and remove
+ * their temporary files, an operator frees space; each attempt starts by removing its own leftovers
+ * and resumes from the recorded answers, so a retry costs little), EMFILE and ENFILE (descriptors
+ * free up as other work ends), and network errors.
+ */
+export const PERMANENT_SYSTEM_ERRORS: Readonly<Record<string, string>> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOTDIR: 'a path component is not a folder',
+  EISDIR: 'a folder where a file was expected',
+  ENAMETOOLONG: 'path too long',
+  ELOOP: 'too many symbolic links',
+};
+
+/**
+ * Whether a failure may succeed when tried again: an AppError says so by its code (VALIDATION: no,
+ * UNAVAILABLE: yes), a system error by PERMANENT_SYSTEM_ERRORS; anything else is retryable. The
+ * cause of a wrapped error decides when the wrapper says nothing.
+ */
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof AppError) return err.retryable;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code in PERMANENT_SYSTEM_ERRORS) return false;
+  const cause = (err as { cause?: unknown } | null)?.cause;
+  return cause === undefined || cause === err ? true : isRetryable(cause);
+}
