@@ -7,11 +7,13 @@ export const ERROR_CODES = {
   UNAUTHORIZED: { status: 401, retryable: false, description: 'missing or unknown credentials' },
   FORBIDDEN: { status: 403, retryable: false, description: 'the credentials lack a required permission' },
   NOT_FOUND: { status: 404, retryable: false, description: 'no such resource' },
+  REQUEST_TIMEOUT: { status: 408, retryable: true, description: "the request was not received in full within Node's request timeout (5 minutes)" },
   CONFLICT: { status: 409, retryable: false, description: 'the resource is in a state that forbids the action' },
   PAYLOAD_TOO_LARGE: { status: 413, retryable: false, description: 'the body or a field is over its configured limit' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, description: 'the body is not in a supported content type' },
   LIMIT_EXCEEDED: { status: 422, retryable: false, description: 'the request is well-formed but over a configured limit (cases per run, concurrent runs)' },
   RATE_LIMITED: { status: 429, retryable: true, description: 'too many requests; retry after the given time' },
+  HEADERS_TOO_LARGE: { status: 431, retryable: false, description: 'the request line and headers are over the limit of the HTTP parser' },
   INTERNAL: { status: 500, retryable: true, description: 'an unexpected failure; the error_id finds its log line' },
   UNAVAILABLE: { status: 503, retryable: true, description: 'a dependency (database, Redis) is unavailable' },
 } as const;
