@@ -53,9 +53,6 @@ describe('unknown fields', () => {
     const batch = await server.api('POST', '/v1/jobs/batch', { jobs: [{ type: 'noop' }, { type: 'noop', priorty: 3 }] });
     expect(batch.status).toBe(400);
     expect(batch.body.error.message).toMatch(/body\.jobs\.1: Unrecognized key: "priorty"/);
-    const sleep = await server.api('POST', '/v1/jobs', { type: 'sleep', payload: { ms: 1, msx: 2 } });
-    expect(sleep.status).toBe(400);
-    expect(sleep.body.error.message).toContain('payload: Unrecognized key: "msx"');
     expect(await countJobs()).toBe(before);
     const listed = await server.api('GET', '/v1/jobs?statuss=queued');
     expect(listed.status).toBe(400);

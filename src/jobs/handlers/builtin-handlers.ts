@@ -16,7 +16,7 @@ export const noopHandler: JobHandler<Record<string, unknown>, { ok: true }> = {
 export const sleepHandler: JobHandler<{ ms: number }, { slept_ms: number }> = {
   type: 'sleep',
   description: 'waits `ms` milliseconds; honours cancellation',
-  payloadSchema: z.strictObject({ ms: z.number().int().min(0).max(86_400_000) }),
+  payloadSchema: z.object({ ms: z.number().int().min(0).max(86_400_000) }),
   timeoutMs: 86_400_000,
   async run({ ms }, ctx) {
     const started = Date.now();
