@@ -194,10 +194,10 @@ describe('POST /v1/jobs/batch', () => {
     expect(nul.status).toBe(400);
     expect(nul.body.error.message).toMatch(/^body\.jobs\.2\.payload\.s: contains a NUL character/);
 
-    // A date JavaScript accepts and PostgreSQL cannot store: the INSERT fails, its transaction stores nothing.
+    // A date JavaScript accepts and PostgreSQL cannot store is not RFC 3339: refused before the INSERT.
     const unstorable = await batch([good, good, { type: 'noop', run_at: '-004800-01-01T00:00:00Z' }]);
     expect(unstorable.status).toBe(400);
-    expect(unstorable.body.error.message).toMatch(/^a value in the request cannot be stored/);
+    expect(unstorable.body.error.message).toMatch(/^jobs\.2\.run_at: "-004800-01-01T00:00:00Z" is not an RFC 3339 date-time/);
 
     for (const body of [{}, { jobs: [] }, { jobs: {} }, { jobs: 'noop' }, [good]]) {
       const res = await server.api('POST', '/v1/jobs/batch', body);
