@@ -3,6 +3,8 @@ import { pino } from 'pino';
 import type { Config } from '../config/config.ts';
 import { AppError } from '../errors.ts';
 import { createLogger } from '../obs/logger.ts';
+import { EVALUATION_JOB_TYPE } from '../evals/evaluation-service.ts';
+import { BUILTIN_HANDLERS } from '../jobs/handlers/builtin-handlers.ts';
 import { AccessAdmin } from '../ops/access-admin.ts';
 import type { ApiKeyInfo } from '../ops/api-key-service.ts';
 import type { EffectiveLimit } from '../ops/runtime-limits.ts';
@@ -62,7 +64,9 @@ function operations(access: DatabaseAccess, config: Config): AccessOperations {
   const actor = cliActor();
   if (access.db) {
     // Audit lines are always written, whatever LOG_LEVEL says for the rest of the command.
-    const admin = new AccessAdmin(access.db, config, createLogger({ level: 'info', destination: pino.destination({ dest: 2, sync: true }) }));
+    // Without a server, the job types are those evalops itself runs (a server's extension types are set through it).
+    const jobTypes = [...BUILTIN_HANDLERS.map((h) => h.type), EVALUATION_JOB_TYPE].sort();
+    const admin = new AccessAdmin(access.db, config, createLogger({ level: 'info', destination: pino.destination({ dest: 2, sync: true }) }), () => jobTypes);
     return {
       via: 'direct',
       createKey: (name, scopes) => admin.createKey({ name, scopes }, actor),

@@ -21,6 +21,8 @@ export interface JobsTable {
   max_attempts: number;
   priority: ColumnType<number, number | undefined, number>;
   run_at: Timestamp;
+  /** The run_at the submit named, null when it named none (run_at itself moves on retries): idempotency compares it. */
+  requested_run_at: NullableTimestamp;
   idempotency_key: string | null;
   cancel_requested_at: NullableTimestamp;
   locked_by: string | null;

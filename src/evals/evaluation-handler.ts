@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { EVALOPS_VERSION } from '../config/version.ts';
 import type { Database } from '../db/schema.ts';
-import { AppError } from '../errors.ts';
+import { AppError, isRetryable } from '../errors.ts';
 import { type JobContext, type JobHandler, UnrecoverableJobError } from '../jobs/handler-registry.ts';
 import { JobAbortedError } from '../jobs/job-executor.ts';
 import type { Logger } from '../obs/logger.ts';
@@ -101,6 +101,8 @@ export function createEvaluationHandler(handlerDeps: EvaluationHandlerDeps): Job
     description: 'runs an evaluation recorded by POST /v1/evaluations and writes its files',
     payloadSchema: z.object({ run_id: z.string().uuid() }),
     timeoutMs: deps.runTimeoutMs,
+    // A run has its own routes and scope: a job of it is never submitted or acted on as a bare job.
+    internal: { submitVia: 'POST /v1/evaluations', scope: 'evals:write' },
     run: (payload, ctx) => runJob(deps, payload.run_id, ctx),
   };
 }
@@ -289,7 +291,8 @@ async function recordFailure(db: Kysely<Database>, runId: string, ctx: JobContex
       return;
     }
     const message = err instanceof Error ? err.message : String(err);
-    if (err instanceof AppError && err.status < 500) await store.recordRunOutcome(db, runId, { status: 'failed', errorMessage: message });
+    // A permanent failure (bad input, a run folder the host refuses) ends the run now: the job is not retried.
+    if ((err instanceof AppError && err.status < 500) || !isRetryable(err)) await store.recordRunOutcome(db, runId, { status: 'failed', errorMessage: message });
     else await store.setRunError(db, runId, message);
   } catch (writeErr) {
     log.error({ err: writeErr }, 'could not record the outcome of an evaluation run');

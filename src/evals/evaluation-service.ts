@@ -24,7 +24,8 @@ export const EVALUATION_JOB_TYPE = 'evaluation';
 
 /** The part of the job service evaluations need (JobService satisfies it). */
 export interface JobSubmitter {
-  submit(input: { type: string; payload?: unknown; idempotency_key?: string | undefined }): Promise<{ job: { job_id: string } }>;
+  /** `internal`: the evaluation job type is refused to every other caller (see JobHandler.internal). */
+  submit(input: { type: string; payload?: unknown; idempotency_key?: string | undefined }, options: { internal: true }): Promise<{ job: { job_id: string } }>;
   cancel(jobId: string): Promise<{ status: JobStatus }>;
 }
 
@@ -159,7 +160,7 @@ export class EvaluationService {
     const runId = randomUUID();
     await store.insertRun(this.db, runId, spec, rerunOf);
     try {
-      const { job } = await this.jobs.submit({ type: EVALUATION_JOB_TYPE, payload: { run_id: runId }, idempotency_key: `evaluation:${runId}` });
+      const { job } = await this.jobs.submit({ type: EVALUATION_JOB_TYPE, payload: { run_id: runId }, idempotency_key: `evaluation:${runId}` }, { internal: true });
       await store.attachJob(this.db, runId, job.job_id);
     } catch (err) {
       await store.deleteRun(this.db, runId).catch(() => undefined);

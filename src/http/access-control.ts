@@ -24,7 +24,7 @@ export interface AccessControl {
  * may start as configured: beyond loopback it needs an API key, unless AUTH_DISABLED=true says
  * otherwise on purpose. Logs one line saying how requests will be treated.
  */
-export async function startAccessControl(options: { config: Config; database: DatabaseHandle; logger: Logger }): Promise<AccessControl> {
+export async function startAccessControl(options: { config: Config; database: DatabaseHandle; logger: Logger; jobTypes: () => readonly string[] }): Promise<AccessControl> {
   const { config, database, logger } = options;
   const limits = await RuntimeLimits.start({ database, config, logger });
   let keys: ApiKeyCache;
@@ -72,7 +72,7 @@ export async function startAccessControl(options: { config: Config; database: Da
   return {
     keys,
     limits,
-    admin: new AccessAdmin(database.db, config, logger, (what) => (what === 'keys' ? keys.invalidate() : limits.reload())),
+    admin: new AccessAdmin(database.db, config, logger, options.jobTypes, (what) => (what === 'keys' ? keys.invalidate() : limits.reload())),
     rateLimitRedis,
     refusal,
     async close() {

@@ -11,7 +11,7 @@ import type { JobRunner } from '../jobs/job-runner.ts';
 import type { JobService } from '../jobs/job-service.ts';
 import { lazyChildLogger, type Logger } from '../obs/logger.ts';
 import type { Metrics } from '../obs/metrics.ts';
-import { frameworkErrorHandler, registerErrorHandling, registerNotFound } from './error-handler.ts';
+import { clientErrorHandler, frameworkErrorHandler, registerClosingAnswer, registerErrorHandling, registerNotFound } from './error-handler.ts';
 import { registerRequestObserver } from './request-observer.ts';
 import type { SloConfig } from '../obs/slo-config.ts';
 import type { RequestCounter } from '../obs/request-counter.ts';
@@ -75,14 +75,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     bodyLimit: deps.config.bodyLimitBytes,
     trustProxy: trustProxyOption(deps.config.access.trustProxy),
-    return503OnClosing: true,
+    // Requests during close get the documented 503 from registerClosingAnswer.
+    return503OnClosing: false,
     frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
     forceCloseConnections: 'idle',
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
+  registerClosingAnswer(app);
+  // JSON is the API's one body type (datasets add their streamed types in their own context):
+  // text/plain is a 415 like any other type, not a string the schemas refuse with a 400.
+  app.removeContentTypeParser('text/plain');
   // Before any route: they see every route as it is registered (its metric series and log level,
   // access rule, input checks).
   const observer = registerRequestObserver(app, { metrics: deps.metrics, logger: deps.logger, counter: deps.slo?.counter });

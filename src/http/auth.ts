@@ -196,7 +196,9 @@ export async function registerAuth(app: FastifyInstance, deps: AuthDeps): Promis
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     // A route answering several methods takes the strictest rule among them.
     const rules = methods.map((m) => routeAccess(String(m).toUpperCase(), route.url));
-    const access = rules.find((r) => r !== 'read' && r !== 'public') ?? rules.find((r) => r === 'read') ?? rules[0]!;
+    // A route may declare its rule (`config: { access }`) when the scope depends on what it acts on:
+    // it then checks that scope itself (requireScope) once it knows the object.
+    const access = route.config?.access ?? rules.find((r) => r !== 'read' && r !== 'public') ?? rules.find((r) => r === 'read') ?? rules[0]!;
     route.config = { ...(route.config ?? {}), access };
     if (access === 'public' || access === 'local') return;
     addRouteHook(route, 'onRequest', hookFor(access), 'first');
@@ -219,6 +221,18 @@ export async function registerAuth(app: FastifyInstance, deps: AuthDeps): Promis
   // URLs no route matched need a valid key (and count against the caller's budget) like any API
   // call: the not-found handler's context runs this (registerNotFound).
   return { unmatched: hookFor('authenticated') };
+}
+
+/**
+ * Refuses a request whose key lacks `scope` (403 naming it and what the key has), for routes whose
+ * scope depends on the object they act on (a job of an evaluation run needs `evals:write`). A server
+ * running open or with AUTH_DISABLED has no key to check: every caller may act, as on other routes.
+ */
+export function requireScope(request: FastifyRequest, scope: Scope, action: string): void {
+  const key = request.apiKey;
+  if (!key || hasScope(key.scopes, scope)) return;
+  const has = [...key.scopes].join(', ') || 'no scope';
+  throw new AppError('FORBIDDEN', `${action} needs scope "${scope}"; key "${key.name}" has ${has}`, { needed: scope, key_name: key.name, scopes: [...key.scopes] });
 }
 
 /** The audit actor of a request: the key's name, or `anonymous` when the server runs open. */

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler, onResponseHookHandler } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AppError, ERROR_CODES, type ErrorCode } from '../errors.ts';
@@ -25,7 +27,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
       const problems = err.validation.map((v) => {
-        const where = `${err.validationContext ?? 'body'}${v.instancePath.replace(/\//g, '.')}`;
+        const where = [err.validationContext ?? 'body', ...v.instancePath.split('/').filter(Boolean)].join('.');
         return `${where}: ${v.message}`;
       });
       return reply.status(400).send(body('VALIDATION', problems.join('; '), { problems }));
@@ -35,9 +37,11 @@ export function registerErrorHandling(app: FastifyInstance): void {
       return reply.status(400).send(body('VALIDATION', `a value in the request cannot be stored: ${err.message}`));
     }
     const status = err.statusCode ?? 500;
+    // A static file path that would leave its folder (`/assets/../..`): there is no such file.
+    if (status === 403) return reply.status(404).send(body('NOT_FOUND', `no file for ${request.method} ${request.url.split('?')[0]}`));
     if (status >= 400 && status < 500) {
       const code = FASTIFY_CODES[status] ?? 'VALIDATION';
-      return reply.status(status).send(body(code, describeClientError(err)));
+      return reply.status(status).send(body(code, describeClientError(err, request)));
     }
     const unavailable = err instanceof AppError ? err.code === 'UNAVAILABLE' : isUnavailable(err);
     const code: ErrorCode = err instanceof AppError ? err.code : unavailable ? 'UNAVAILABLE' : 'INTERNAL';
@@ -71,15 +75,59 @@ export function frameworkErrorHandler(err: FastifyError, _request: FastifyReques
   reply.status(status).send(body(FASTIFY_CODES[status] ?? 'VALIDATION', `url: ${err.code === 'FST_ERR_BAD_URL' ? 'not a valid URL (malformed percent-encoding)' : err.message}`));
 }
 
-function describeClientError(err: FastifyError): string {
+/**
+ * Errors of Node's HTTP parser, before Fastify sees a request (`clientErrorHandler`): headers or a
+ * URL over the parser's limit (431), a request not received in time (408), malformed HTTP such as
+ * a body longer than its Content-Length (400). Answered in the documented format, then the socket
+ * is closed, as Node and Fastify do: what follows on it cannot be trusted.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  let answer: { status: number; code: ErrorCode; message: string };
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    answer = { status: 431, code: 'HEADERS_TOO_LARGE', message: `request: the URL and headers are over the limit of ${http.maxHeaderSize} bytes (Node's --max-http-header-size); send a shorter URL or fewer headers` };
+  } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    answer = { status: 408, code: 'REQUEST_TIMEOUT', message: 'request: not received in full within the server\'s request timeout' };
+  } else {
+    answer = { status: 400, code: 'VALIDATION', message: `request: not valid HTTP/1.1 (${err.code ?? 'parse error'}${'reason' in err ? `: ${String((err as { reason?: unknown }).reason)}` : ''})` };
+  }
+  const text = JSON.stringify(body(answer.code, answer.message));
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${answer.status} ${http.STATUS_CODES[answer.status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+  }
+  socket.destroy(err);
+}
+
+/**
+ * Requests that arrive while the server closes (keep-alive connections, pipelined requests): 503
+ * `UNAVAILABLE` in the documented format with its `error_id`, instead of Fastify's own body
+ * (`return503OnClosing`, turned off for this). Registered before any route.
+ */
+export function registerClosingAnswer(app: FastifyInstance): void {
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (request, reply, done) => {
+    if (!closing) return done();
+    const errorId = randomUUID();
+    request.log.warn({ error_id: errorId, path: request.url.split('?')[0], method: request.method, status: 503 }, 'request refused: the server is shutting down');
+    reply.status(503).header('connection', 'close').send(body('UNAVAILABLE', `the server is shutting down; retry on another instance (error_id ${errorId})`, undefined, errorId));
+  });
+}
+
+function describeClientError(err: FastifyError, request: FastifyRequest): string {
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return `body: ${err.message.replace(/^Body is not valid JSON but content-type is set to 'application\/json'/, 'not valid JSON')}`;
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return `body: larger than the limit of ${(err as FastifyError & { limit?: number }).limit ?? 'BODY_LIMIT_BYTES'} bytes (BODY_LIMIT_BYTES)`;
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return `body: content type not supported; send application/json`;
+      return `body: larger than the limit of ${(err as FastifyError & { limit?: number }).limit ?? request.routeOptions.bodyLimit} bytes (BODY_LIMIT_BYTES)`;
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': {
+      const type = String(request.headers['content-type'] ?? '').split(';')[0]!.trim().slice(0, 100);
+      return `body: content type ${type ? `"${type}"` : '(none)'} is not supported; send application/json`;
+    }
     default:
       return err.message;
   }

@@ -95,16 +95,15 @@ export async function startServer(config: Config, logger: Logger, extensions: Se
     const flusher = new RequestCountFlusher({ db: database.db, counter: requestCounter, intervalMs: config.slo.flushMs, retentionSeconds: requestCountRetentionSeconds(slo), logger });
     flusher.start();
     releasers.push(() => flusher.stop(Math.max(1000, config.health.probeTimeoutMs)));
-    const access = await startAccessControl({ config, database, logger });
+    const registry = new HandlerRegistry();
+    const evalHandlers = evaluationJobHandlers({ db: database.db, config, logger });
+    for (const handler of [...BUILTIN_HANDLERS, ...evalHandlers, ...(extensions.handlers ?? [])]) registry.register(handler);
+    const access = await startAccessControl({ config, database, logger, jobTypes: () => registry.types() });
     releasers.push(() => access.close());
     if (access.refusal) throw new StartupError(access.refusal);
 
     const redis: RedisProbe | undefined = config.redisUrl ? createRedisProbe(config.redisUrl) : undefined;
     if (redis) releasers.push(() => redis.close());
-
-    const registry = new HandlerRegistry();
-    const evalHandlers = evaluationJobHandlers({ db: database.db, config, logger });
-    for (const handler of [...BUILTIN_HANDLERS, ...evalHandlers, ...(extensions.handlers ?? [])]) registry.register(handler);
     const metrics = new Metrics({
       queueDepth: async () => {
         // Bounded: a hung database must not hang the scrape.

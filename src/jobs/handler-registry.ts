@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { Logger } from '../obs/logger.ts';
+import type { Scope } from '../ops/api-key-service.ts';
 
 /** What a running job can see and do besides its payload. */
 export interface JobContext {
@@ -21,7 +22,21 @@ export interface JobHandler<P = any, R = unknown> {
   readonly payloadSchema: z.ZodType<P>;
   /** An attempt running longer than this is aborted and counts as failed. @defaultValue 5 minutes */
   readonly timeoutMs?: number;
+  /**
+   * Set for a type the service queues itself as part of a resource it owns (an evaluation run):
+   * POST /v1/jobs refuses it, naming `submitVia`, and acting on such a job (cancel, retry) needs
+   * `scope`, the scope that acts on the resource. Left unset: a public type, acted on with `jobs:write`.
+   */
+  readonly internal?: InternalJobType;
   run(payload: P, ctx: JobContext): Promise<R>;
+}
+
+/** How a job type owned by a resource is reached from outside (see JobHandler.internal). */
+export interface InternalJobType {
+  /** The route that creates such jobs, named in the refusal: `POST /v1/evaluations`. */
+  readonly submitVia: string;
+  /** The API key scope that acts on the resource, and so on its jobs: `evals:write`. */
+  readonly scope: Scope;
 }
 
 /** A failure that retrying cannot fix (bad input, missing resource): the job fails at once. */
@@ -50,5 +65,15 @@ export class HandlerRegistry {
 
   types(): string[] {
     return [...this.handlers.keys()].sort();
+  }
+
+  /** The types any caller may submit through the jobs API (those not marked internal). */
+  publicTypes(): string[] {
+    return this.types().filter((type) => !this.handlers.get(type)!.internal);
+  }
+
+  /** How an internal type is reached, or undefined for a public (or unknown) type. */
+  internal(type: string): InternalJobType | undefined {
+    return this.handlers.get(type)?.internal;
   }
 }

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database, JobRow } from '../db/schema.ts';
+import { isRetryable, PERMANENT_SYSTEM_ERRORS } from '../errors.ts';
 import type { Logger } from '../obs/logger.ts';
 import type { Metrics } from '../obs/metrics.ts';
 import { DEFAULT_JOB_TIMEOUT_MS, type HandlerRegistry, UnrecoverableJobError } from './handler-registry.ts';
@@ -192,8 +193,12 @@ export class JobExecutor {
         return 'cancelled';
       }
       const message = kind === 'timeout' ? reason.message : (caught instanceof Error ? caught.message : String(caught)) || 'failed without a message';
-      const final = caught instanceof UnrecoverableJobError || isValidationError(caught) || job.attempts >= job.max_attempts;
-      const errorMessage = `attempt ${job.attempts} of ${job.max_attempts}: ${message}`;
+      // A permanent error (the catalogue's retryable flag, a refused path) fails at once: retrying it only hid the cause.
+      const permanent = kind !== 'timeout' && (caught instanceof UnrecoverableJobError || isValidationError(caught) || !isRetryable(caught));
+      const final = permanent || job.attempts >= job.max_attempts;
+      const code = (caught as { code?: unknown } | null)?.code;
+      const why = typeof code === 'string' && code in PERMANENT_SYSTEM_ERRORS ? ` (not retried: ${code}, ${PERMANENT_SYSTEM_ERRORS[code]}, needs a change on the host)` : '';
+      const errorMessage = `attempt ${job.attempts} of ${job.max_attempts}: ${message}${why}`;
       if (final) {
         await finishJob(db, workerId, job.job_id, 'failed', errorMessage);
         log.error({ err: caught }, 'job failed');

@@ -2,8 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { Kysely } from 'kysely';
 import { AppError, conflict, notFound, validation } from '../errors.ts';
+import { ACTIVE_RUN_JOB_INDEX } from '../db/migrations/0007-job-ownership.ts';
 import { JOB_STATUSES, type Database, type JobRow, type JobStatus } from '../db/schema.ts';
+import { parseRfc3339 } from '../config/timestamp.ts';
 import type { Metrics } from '../obs/metrics.ts';
+import type { Scope } from '../ops/api-key-service.ts';
 import type { JobDispatcher } from './dispatch.ts';
 import type { HandlerRegistry } from './handler-registry.ts';
 import { JobInsertBatcher } from './job-insert-batcher.ts';
@@ -84,9 +87,53 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  */
 export const MAX_BATCH_JOBS = 1000;
 
-/** Whether a job repeats the request that stored `first` under the same idempotency key: same type and payload. */
-function sameRequest(first: { type: string; payload: unknown }, job: { type: string; payload: unknown }): boolean {
-  return first.type === job.type && isDeepStrictEqual(first.payload, job.payload);
+/** What a stored row or a prepared job says about the request that made it, field by field. */
+interface RequestFields {
+  type: string;
+  payload: unknown;
+  max_attempts: number;
+  priority: number;
+  /** The run_at the request named, in ms since the epoch; null when it named none. */
+  run_at: number | null;
+}
+
+function storedRequest(row: JobRow): RequestFields {
+  return { type: row.type, payload: row.payload, max_attempts: row.max_attempts, priority: row.priority, run_at: row.requested_run_at?.getTime() ?? null };
+}
+
+function preparedRequest(job: store.InsertJob): RequestFields {
+  return { type: job.type, payload: job.payload, max_attempts: job.maxAttempts, priority: job.priority, run_at: job.runAt?.getTime() ?? null };
+}
+
+const shown = (field: keyof RequestFields, value: unknown) =>
+  field === 'run_at' ? (value === null ? 'none' : new Date(value as number).toISOString()) : (JSON.stringify(value) ?? 'none').slice(0, 80);
+
+/**
+ * The fields in which a repeated idempotency key's request differs from the first one: every field
+ * the job stores (type, payload, max_attempts, priority, run_at), so a replay never returns a job
+ * other than the one asked for. Empty when the request is the same.
+ */
+function differences(first: RequestFields, again: RequestFields): string[] {
+  return (Object.keys(first) as Array<keyof RequestFields>)
+    .filter((field) => !isDeepStrictEqual(first[field], again[field]))
+    .map((field) => `${field} ${shown(field, first[field])} there, ${shown(field, again[field])} here`);
+}
+
+/** The conflict of a key reused for a different request, naming the fields that differ. */
+function keyReused(at: string, key: string, first: string, diff: string[]): AppError {
+  return new AppError('CONFLICT', `${at}: "${key}" was already used for a different request (${first}): ${diff.join('; ')}`);
+}
+
+/** Whether `err` is the database refusing a second active job of one evaluation run (migration 0007). */
+function isSecondRunJob(err: unknown): boolean {
+  const e = err as { code?: unknown; constraint?: unknown; message?: unknown } | null;
+  return e?.code === '23505' && (e.constraint === ACTIVE_RUN_JOB_INDEX || String(e.message).includes(ACTIVE_RUN_JOB_INDEX));
+}
+
+/** Who submits: the jobs API (the default: internal types refused), or the service owning an internal type. */
+export interface SubmitOptions {
+  /** The caller owns the internal type it submits (EvaluationService queuing a run's job). */
+  internal?: boolean;
 }
 
 /** Submits, reads, cancels and retries jobs; the state machine is enforced by the store's conditional updates. */
@@ -111,9 +158,11 @@ export class JobService {
   }
 
   /** Validates and stores a queued job; an idempotency key already used returns the first job (`created: false`). */
-  async submit(input: SubmitJobInput): Promise<{ job: Job; created: boolean }> {
-    const job = this.prepare(input);
-    const row = await this.inserts.insert(job);
+  async submit(input: SubmitJobInput, options: SubmitOptions = {}): Promise<{ job: Job; created: boolean }> {
+    const job = this.prepare(input, '', options);
+    const row = await this.inserts.insert(job).catch((err: unknown) => {
+      throw isSecondRunJob(err) ? conflict(`payload.run_id: run ${String((job.payload as { run_id?: unknown }).run_id)} already has a queued or running job; a run is executed by one job at a time`) : err;
+    });
     if (row) {
       this.metrics.jobsSubmitted.inc({ type: row.type });
       await this.dispatcher?.dispatch([row]);
@@ -121,9 +170,8 @@ export class JobService {
     }
     const existing = await store.findJobByIdempotencyKey(this.db, input.idempotency_key!);
     if (!existing) throw conflict(`idempotency_key: "${input.idempotency_key}" is being used by a concurrent request; retry`);
-    if (!sameRequest(existing, job)) {
-      throw conflict(`idempotency_key: "${input.idempotency_key}" was already used for a different request (job ${existing.job_id})`);
-    }
+    const diff = differences(storedRequest(existing), preparedRequest(job));
+    if (diff.length) throw keyReused('idempotency_key', input.idempotency_key!, `job ${existing.job_id}`, diff);
     return { job: toJob(existing), created: false };
   }
 
@@ -149,8 +197,9 @@ export class JobService {
       if (first === undefined) {
         if (key !== undefined) firstWithKey.set(key, i);
         fresh.push(job);
-      } else if (!sameRequest(prepared[first]!, job)) {
-        throw conflict(`jobs.${i}.idempotency_key: "${key}" was already used for a different request (jobs.${first})`);
+      } else {
+        const diff = differences(preparedRequest(prepared[first]!), preparedRequest(job));
+        if (diff.length) throw keyReused(`jobs.${i}.idempotency_key`, key!, `jobs.${first}`, diff);
       }
     });
     const { rows, stored } = await this.inserts.insertAtomic(fresh, async (trx, rows) => {
@@ -163,7 +212,8 @@ export class JobService {
         const at = `jobs.${firstWithKey.get(key)!}.idempotency_key`;
         const existing = stored.get(key);
         if (!existing) throw conflict(`${at}: "${key}" is being used by a concurrent request; retry`);
-        if (!sameRequest(existing, job)) throw conflict(`${at}: "${key}" was already used for a different request (job ${existing.job_id})`);
+        const diff = differences(storedRequest(existing), preparedRequest(job));
+        if (diff.length) throw keyReused(at, key, `job ${existing.job_id}`, diff);
       }
       return { rows, stored };
     });
@@ -185,9 +235,15 @@ export class JobService {
    * its handler accepts, a parseable run_at. `at` prefixes each field an error names (`jobs.3.` in a
    * batch), so the caller sees which job was refused.
    */
-  private prepare(input: SubmitJobInput, at = ''): store.InsertJob {
+  private prepare(input: SubmitJobInput, at = '', options: SubmitOptions = {}): store.InsertJob {
     const handler = this.registry.get(input.type);
-    if (!handler) throw validation(`${at}type: unknown job type "${input.type}"; known types: ${this.registry.types().join(', ')}`, { field: `${at}type` });
+    if (!handler) throw validation(`${at}type: unknown job type "${input.type}"; known types: ${this.registry.publicTypes().join(', ')}`, { field: `${at}type` });
+    if (handler.internal && !options.internal) {
+      throw validation(`${at}type: jobs of type ${input.type} are created by ${handler.internal.submitVia}, not submitted as jobs; use ${handler.internal.submitVia}`, {
+        field: `${at}type`,
+        use: handler.internal.submitVia,
+      });
+    }
     const payload = input.payload ?? {};
     const size = Buffer.byteLength(JSON.stringify(payload));
     const { limit, setting } = this.limits.payloadLimitFor?.(input.type) ?? { limit: this.limits.payloadLimitBytes, setting: 'JOB_PAYLOAD_LIMIT_BYTES' };
@@ -201,8 +257,8 @@ export class JobService {
     }
     let runAt: Date | undefined;
     if (input.run_at !== undefined) {
-      runAt = new Date(input.run_at);
-      if (Number.isNaN(runAt.getTime())) throw validation(`${at}run_at: "${input.run_at}" is not an ISO 8601 date-time`, { field: `${at}run_at` });
+      runAt = parseRfc3339(input.run_at);
+      if (!runAt) throw validation(`${at}run_at: "${String(input.run_at).slice(0, 60)}" is not an RFC 3339 date-time with a time zone, such as 2026-12-08T09:30:00Z`, { field: `${at}run_at` });
     }
     return {
       jobId: randomUUID(),
@@ -251,7 +307,13 @@ export class JobService {
   /** Queues a failed or cancelled job again. */
   async retry(jobId: string): Promise<Job> {
     await this.get(jobId);
-    const row = await store.retryJob(this.db, jobId);
+    const row = await store.retryJob(this.db, jobId).catch(async (err: unknown) => {
+      if (!isSecondRunJob(err)) throw err;
+      const current = await store.findJob(this.db, jobId);
+      const runId = String((current?.payload as { run_id?: unknown } | undefined)?.run_id);
+      const active = await store.findActiveRunJob(this.db, runId);
+      throw conflict(`job ${jobId} cannot be retried: run ${runId} already has job ${active?.job_id ?? '(another)'} ${active?.status ?? 'queued or running'}; a run is executed by one job at a time`);
+    });
     if (row) {
       this.metrics.jobsSubmitted.inc({ type: row.type });
       await this.dispatcher?.dispatch([row]);
@@ -270,5 +332,10 @@ export class JobService {
 
   types(): string[] {
     return this.registry.types();
+  }
+
+  /** The API key scope that acts on jobs of `type` (cancel, retry): its owner's for an internal type. */
+  actScope(type: string): Scope {
+    return this.registry.internal(type)?.scope ?? 'jobs:write';
   }
 }

@@ -44,8 +44,8 @@ export async function insertJobs(db: Db, jobs: readonly InsertJob[], opts: Inser
     : { with: sql``, join: sql`` };
   const { rows } = await sql<JobRow>`
     ${quiet.with}
-    INSERT INTO jobs (job_id, type, payload, max_attempts, priority, run_at, idempotency_key)
-    SELECT v.job_id, v.type, v.payload::jsonb, v.max_attempts, v.priority, coalesce(v.run_at, now()), v.idempotency_key
+    INSERT INTO jobs (job_id, type, payload, max_attempts, priority, run_at, requested_run_at, idempotency_key)
+    SELECT v.job_id, v.type, v.payload::jsonb, v.max_attempts, v.priority, coalesce(v.run_at, now()), v.run_at, v.idempotency_key
     FROM unnest(${jobs.map((j) => j.jobId)}::uuid[], ${jobs.map((j) => j.type)}::text[], ${jobs.map((j) => JSON.stringify(j.payload ?? {}))}::text[],
                 ${jobs.map((j) => j.maxAttempts)}::int[], ${jobs.map((j) => j.priority)}::int[], ${jobs.map((j) => j.runAt ?? null)}::timestamptz[],
                 ${jobs.map((j) => j.idempotencyKey ?? null)}::text[]) WITH ORDINALITY
@@ -59,6 +59,17 @@ export async function insertJobs(db: Db, jobs: readonly InsertJob[], opts: Inser
 
 export function findJob(db: Db, jobId: string): Promise<JobRow | undefined> {
   return db.selectFrom('jobs').selectAll().where('job_id', '=', jobId).executeTakeFirst();
+}
+
+/** The queued or running `evaluation` job of a run, if any (at most one: migration 0007's index). */
+export function findActiveRunJob(db: Db, runId: string): Promise<JobRow | undefined> {
+  return db
+    .selectFrom('jobs')
+    .selectAll()
+    .where('type', '=', 'evaluation')
+    .where('status', 'in', ['queued', 'running'])
+    .where(sql<boolean>`payload->>'run_id' = ${runId}`)
+    .executeTakeFirst();
 }
 
 export function findJobByIdempotencyKey(db: Db, key: string): Promise<JobRow | undefined> {

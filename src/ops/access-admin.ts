@@ -23,6 +23,8 @@ export class AccessAdmin {
     private readonly db: Kysely<Database>,
     private readonly config: Config,
     private readonly logger: Logger,
+    /** The job types this service runs: the only names a per-type limit (`job.payload_bytes.<type>`) may take. */
+    private readonly jobTypes: () => readonly string[],
     /** Called after a change, so this process applies it before answering (others learn by NOTIFY). */
     private readonly afterChange: (what: 'keys' | 'limits') => Promise<void> | void = () => {},
   ) {}
@@ -53,7 +55,8 @@ export class AccessAdmin {
 
   /** Sets limits (`{name: value}`); all are checked before any is stored. */
   async setLimits(values: Record<string, unknown>, actor: string): Promise<EffectiveLimit[]> {
-    const entries = Object.entries(values).map(([name, value]) => ({ name, value: checkLimitValue(name, value) }));
+    const types = this.jobTypes();
+    const entries = Object.entries(values).map(([name, value]) => ({ name, value: checkLimitValue(name, value, types) }));
     if (entries.length === 0) throw validation('give at least one limit as name=value');
     const before = new Map((await this.showLimits()).map((l) => [l.name, l.value]));
     await upsertLimits(this.db, entries, actor);

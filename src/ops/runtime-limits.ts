@@ -48,9 +48,16 @@ export function limitDefinition(name: string): LimitDefinition {
   throw validation(`"${name.slice(0, 120)}" is not a limit; the limits are ${LIMIT_DEFINITIONS.map((d) => d.name).join(', ')}`, { field: 'name' });
 }
 
-/** Checks one `name=value` assignment; returns the parsed value or throws naming the limit and its range. */
-export function checkLimitValue(name: string, value: unknown): number {
+/**
+ * Checks one `name=value` assignment; returns the parsed value or throws naming the limit and its
+ * range. A per-type limit must name one of `jobTypes` (the types this service runs): a name such as
+ * `job.payload_bytes.__proto__` or a misspelt type would be stored and never apply.
+ */
+export function checkLimitValue(name: string, value: unknown, jobTypes: readonly string[]): number {
   const def = limitDefinition(name);
+  if (def === PER_TYPE_DEFINITION && !jobTypes.includes(name.slice(PER_TYPE_PAYLOAD_PREFIX.length))) {
+    throw validation(`"${name.slice(0, 120)}" is not a limit: "${name.slice(PER_TYPE_PAYLOAD_PREFIX.length, 120)}" is not a job type; the job types are ${jobTypes.join(', ')}`, { field: 'name' });
+  }
   const n = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value.trim()) : value;
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < def.min || n > def.max) {
     const zero = def.zeroIsUnlimited ? ' (0 = unlimited)' : '';

@@ -147,7 +147,7 @@ describe('POST /v1/jobs/batch', () => {
     const inBatch = await batch([{ type: 'noop', payload: { n: 1 }, idempotency_key: 'fresh-1' }, { type: 'noop' }, { type: 'noop', payload: { n: 2 }, idempotency_key: 'fresh-1' }]);
     expect(inBatch.status).toBe(409);
     expect(inBatch.body.error).toMatchObject({ code: 'CONFLICT' });
-    expect(inBatch.body.error.message).toBe('jobs.2.idempotency_key: "fresh-1" was already used for a different request (jobs.0)');
+    expect(inBatch.body.error.message).toBe('jobs.2.idempotency_key: "fresh-1" was already used for a different request (jobs.0): payload {"n":1} there, {"n":2} here');
 
     const otherType = await batch([{ type: 'noop', idempotency_key: 'fresh-2' }, { type: 'sleep', payload: { ms: 1 }, idempotency_key: 'fresh-2' }]);
     expect(otherType.status).toBe(409);
@@ -156,7 +156,7 @@ describe('POST /v1/jobs/batch', () => {
     // The conflict with the stored job is found after the INSERT, inside its transaction: rolled back.
     const againstStored = await batch([{ type: 'noop', idempotency_key: 'fresh-3' }, { type: 'noop' }, { type: 'noop', payload: { n: 2 }, idempotency_key: 'taken-key' }]);
     expect(againstStored.status).toBe(409);
-    expect(againstStored.body.error.message).toBe(`jobs.2.idempotency_key: "taken-key" was already used for a different request (job ${stored.body.job_id})`);
+    expect(againstStored.body.error.message).toBe(`jobs.2.idempotency_key: "taken-key" was already used for a different request (job ${stored.body.job_id}): payload {"n":1} there, {"n":2} here`);
 
     expect(await countJobs()).toBe(before);
     const fresh = await server.database.db.selectFrom('jobs').select('job_id').where('idempotency_key', 'in', ['fresh-1', 'fresh-2', 'fresh-3']).execute();
@@ -183,7 +183,7 @@ describe('POST /v1/jobs/batch', () => {
 
     const badRunAt = await batch([good, good, good, good, { type: 'noop', run_at: 'tomorrow-ish' }]);
     expect(badRunAt.status).toBe(400);
-    expect(badRunAt.body.error.message).toBe('jobs.4.run_at: "tomorrow-ish" is not an ISO 8601 date-time');
+    expect(badRunAt.body.error.message).toBe('jobs.4.run_at: "tomorrow-ish" is not an RFC 3339 date-time with a time zone, such as 2026-12-08T09:30:00Z');
 
     // Checked by the route's schema before the service sees the batch: the path names the index too.
     const wrongType = await batch([good, { type: 'noop', max_attempts: 'three' }]);
@@ -194,10 +194,10 @@ describe('POST /v1/jobs/batch', () => {
     expect(nul.status).toBe(400);
     expect(nul.body.error.message).toMatch(/^body\.jobs\.2\.payload\.s: contains a NUL character/);
 
-    // A date JavaScript accepts and PostgreSQL cannot store: the INSERT fails, its transaction stores nothing.
+    // A date JavaScript accepts and PostgreSQL cannot store is not RFC 3339: refused before the INSERT.
     const unstorable = await batch([good, good, { type: 'noop', run_at: '-004800-01-01T00:00:00Z' }]);
     expect(unstorable.status).toBe(400);
-    expect(unstorable.body.error.message).toMatch(/^a value in the request cannot be stored/);
+    expect(unstorable.body.error.message).toMatch(/^jobs\.2\.run_at: "-004800-01-01T00:00:00Z" is not an RFC 3339 date-time/);
 
     for (const body of [{}, { jobs: [] }, { jobs: {} }, { jobs: 'noop' }, [good]]) {
       const res = await server.api('POST', '/v1/jobs/batch', body);

@@ -21,7 +21,7 @@ export function registerJobsCommands(program: Command): void {
     .option('--idempotency-key <key>')
     .option('--priority <n>', 'higher runs first')
     .option('--max-attempts <n>')
-    .option('--run-at <iso>', 'do not start before this time')
+    .option('--run-at <time>', 'do not start before this RFC 3339 time (2026-12-08T09:30:00Z)')
     .action(async (type: string, o: { payload: string; idempotencyKey?: string; priority?: string; maxAttempts?: string; runAt?: string }) => {
       let payload: unknown;
       try {
@@ -48,7 +48,7 @@ export function registerJobsCommands(program: Command): void {
     .command('list')
     .option('--status <s>', 'status or comma-separated statuses')
     .option('--type <t>')
-    .option('--since <d>', 'duration (1h) or ISO time')
+    .option('--since <d>', 'duration (1h) or RFC 3339 time (2026-12-08T09:30:00Z)')
     .option('--limit <n>', 'rows per page', '50')
     .option('--cursor <c>')
     .option('--json', 'print JSON')
@@ -67,7 +67,7 @@ export function registerJobsCommands(program: Command): void {
 
   jobs
     .command('stats')
-    .option('--since <d>', 'duration or ISO time', '1h')
+    .option('--since <d>', 'duration or RFC 3339 time', '1h')
     .action(async (o: { since: string }) => {
       const s = await apiCall<{ since: string; counts: Record<string, number>; total: number }>(base(), 'GET', `/v1/jobs/stats?since=${encodeURIComponent(o.since)}`);
       process.stdout.write(`jobs created since ${s.since}\n${renderTable(['status', 'count'], Object.entries(s.counts))}\n`);

@@ -28,6 +28,8 @@ const limitLine = z.object({
   updated_by: z.string().nullable(),
   meaning: z.string(),
 });
+/** A route that takes no body refuses one with fields, as every body refuses fields it does not know. */
+const noBody = z.strictObject({}).nullish();
 const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string(), error_id: z.string().optional(), details: z.record(z.string(), z.unknown()).optional() }) });
 
 export interface AccessAdminRouteOptions {
@@ -52,7 +54,7 @@ export const accessAdminRoutes: FastifyPluginAsyncZod<AccessAdminRouteOptions> =
         hide,
         tags,
         summary: 'API keys (never the keys themselves), newest first',
-        querystring: z.object({ include_revoked: z.enum(['true', 'false']).default('false') }),
+        querystring: z.strictObject({ include_revoked: z.enum(['true', 'false']).default('false') }),
         response: { 200: z.object({ keys: z.array(keyInfo) }), '4xx': errorSchema },
       },
     },
@@ -66,7 +68,7 @@ export const accessAdminRoutes: FastifyPluginAsyncZod<AccessAdminRouteOptions> =
         hide,
         tags,
         summary: 'Create an API key: the answer is the only time the key is shown',
-        body: z.object({ name: z.string().min(1).max(64), scopes: z.array(z.string().max(40)).min(1).max(SCOPES.length).describe(`some of ${SCOPES.join(', ')}`) }),
+        body: z.strictObject({ name: z.string().min(1).max(64), scopes: z.array(z.string().max(40)).min(1).max(SCOPES.length).describe(`some of ${SCOPES.join(', ')}`) }),
         response: { 201: keyInfo.extend({ key: z.string() }), '4xx': errorSchema },
       },
     },
@@ -84,6 +86,7 @@ export const accessAdminRoutes: FastifyPluginAsyncZod<AccessAdminRouteOptions> =
         tags,
         summary: 'Revoke a key by name or id; every API process refuses it from its next request',
         params: z.object({ key: z.string().max(100).describe('key name or key id') }),
+        body: noBody,
         response: { 200: keyInfo, '4xx': errorSchema },
       },
     },

@@ -43,7 +43,7 @@ export const datasetRoutes: FastifyPluginAsyncZod<{ datasets: DatasetService; up
           'Each row is {id?, vars: {...}, expected?, metadata?} (JSONL; other top-level keys become vars) or a CSV row with a header ' +
           '(id, expected, metadata columns; every other column is a var). Invalid rows are reported with their line numbers and nothing is stored. ' +
           'The same content uploaded twice gives the same data_snapshot_id (200 instead of 201).',
-        querystring: z.object({
+        querystring: z.strictObject({
           name: z.string().min(1).max(200).optional().describe('a label for the snapshot'),
           format: z.enum(['jsonl', 'csv']).optional().describe('overrides the content type'),
         }),
@@ -71,7 +71,7 @@ export const datasetRoutes: FastifyPluginAsyncZod<{ datasets: DatasetService; up
       schema: {
         tags,
         summary: 'Dataset snapshots, newest first',
-        querystring: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }),
+        querystring: z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) }),
         response: { 200: z.object({ datasets: z.array(snapshotSchema) }) },
       },
     },
@@ -89,7 +89,7 @@ export const datasetRoutes: FastifyPluginAsyncZod<{ datasets: DatasetService; up
         tags,
         summary: 'The snapshot as stored: canonical JSONL, one row per line; with offset or limit, only those rows (a preview reads no further)',
         params: idParams,
-        querystring: z.object({
+        querystring: z.strictObject({
           offset: z.coerce.number().int().min(0).optional().describe('rows to skip'),
           limit: z.coerce.number().int().min(1).max(10_000).optional().describe('rows to send at most'),
         }),

@@ -43,6 +43,9 @@ const runSchema = z.object({
 
 const idParams = z.object({ id: z.string().describe('run id (UUID)') });
 
+/** A route that takes no body refuses one with fields, as every body refuses fields it does not know. */
+const noBody = z.strictObject({}).nullish();
+
 const scoreSchema = z.object({ score: z.number().nullable(), pass: z.boolean(), reason: z.string().nullable() });
 
 const caseSchema = z.object({
@@ -132,7 +135,7 @@ export const evaluationRoutes: FastifyPluginAsyncZod<{ evaluations: EvaluationSe
       schema: {
         tags,
         summary: 'Evaluation runs, newest first',
-        querystring: z.object({
+        querystring: z.strictObject({
           status: z.string().optional().describe('one status or a comma-separated list'),
           prompt_version: z.string().optional(),
           cursor: z.string().optional(),
@@ -156,7 +159,7 @@ export const evaluationRoutes: FastifyPluginAsyncZod<{ evaluations: EvaluationSe
         description:
           `Flipped cases come regressions (pass -> fail) first. With outputs=true (the default) the first ${MAX_FLIPPED_WITH_TEXTS} of them carry vars, expected ` +
           `and both runs' output and error (each cut at ${MAX_TEXT_CHARS} characters), for reading them side by side.`,
-        querystring: z.object({
+        querystring: z.strictObject({
           base: z.string(),
           head: z.string(),
           max_flipped: z.coerce.number().int().min(0).max(100_000).default(1000),
@@ -178,7 +181,7 @@ export const evaluationRoutes: FastifyPluginAsyncZod<{ evaluations: EvaluationSe
 
   app.post(
     '/v1/evaluations/:id/cancel',
-    { schema: { tags, summary: 'Cancel a queued or running run', params: idParams, response: { 202: runSchema, '4xx': errorSchema } } },
+    { schema: { tags, summary: 'Cancel a queued or running run', params: idParams, body: noBody, response: { 202: runSchema, '4xx': errorSchema } } },
     async (request, reply) => reply.status(202).send(await evaluations.cancel(request.params.id)),
   );
 
@@ -189,7 +192,7 @@ export const evaluationRoutes: FastifyPluginAsyncZod<{ evaluations: EvaluationSe
         tags,
         summary: 'Run the same specification again; replay mode (the default) must reproduce results.jsonl byte for byte',
         params: idParams,
-        body: z.object({ mode: z.enum(['live', 'replay']).optional() }).optional(),
+        body: z.strictObject({ mode: z.enum(['live', 'replay']).optional() }).optional(),
         response: { 202: runSchema, '4xx': errorSchema },
       },
     },
@@ -203,7 +206,7 @@ export const evaluationRoutes: FastifyPluginAsyncZod<{ evaluations: EvaluationSe
         tags,
         summary: 'results.jsonl, streamed, one case per line in dataset order; filterable',
         params: idParams,
-        querystring: z.object({
+        querystring: z.strictObject({
           pass: bool.optional().describe('true: passing cases only; false: failing (and errored) ones'),
           error: bool.optional().describe('true: errored cases only; false: answered ones'),
           offset: z.coerce.number().int().min(0).default(0),
@@ -229,7 +232,7 @@ export const evaluationRoutes: FastifyPluginAsyncZod<{ evaluations: EvaluationSe
           'answers as fast as the first. `q` is looked for, case-insensitively, in the id, vars, expected, output and error; the first search ' +
           'of a run reads its whole file once and keeps the matches for the following pages.',
         params: idParams,
-        querystring: z.object({
+        querystring: z.strictObject({
           offset: z.coerce.number().int().min(0).default(0).describe('matching cases to skip'),
           limit: z.coerce.number().int().min(1).max(500).default(50),
           status: z.string().optional().describe('pass (answered, every scorer passed), fail (answered, a scorer failed), error (no answer); comma-separated for several'),

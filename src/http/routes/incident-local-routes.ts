@@ -21,8 +21,8 @@ export const localIncidentRoutes: FastifyPluginAsyncZod<{ incidents: IncidentSer
   app.post('/local/incidents/start', { schema: { hide: true } }, async (request) => incidents.start(request.body as StartRequest));
   app.post('/local/incidents/update', { schema: { hide: true } }, async (request) => incidents.update(request.body as UpdateRequest));
   app.post('/local/incidents/end', { schema: { hide: true } }, async (request) => incidents.end(request.body as EndRequest));
-  app.get('/local/incidents', { schema: { hide: true, querystring: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50) }) } }, async (request) => ({
+  app.get('/local/incidents', { schema: { hide: true, querystring: z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(50) }) } }, async (request) => ({
     incidents: await incidents.list(request.query.limit),
   }));
-  app.get('/local/incidents/show', { schema: { hide: true, querystring: z.object({ id: z.string().optional() }) } }, async (request) => incidents.show(request.query.id));
+  app.get('/local/incidents/show', { schema: { hide: true, querystring: z.strictObject({ id: z.string().optional() }) } }, async (request) => incidents.show(request.query.id));
 };

@@ -1,9 +1,12 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { FastifyRequest } from 'fastify';
 import { parseDuration } from '../../config/duration.ts';
+import { parseRfc3339 } from '../../config/timestamp.ts';
 import { JOB_STATUSES, type JobStatus } from '../../db/schema.ts';
 import { validation } from '../../errors.ts';
 import { type JobService, MAX_BATCH_JOBS } from '../../jobs/job-service.ts';
+import { requireScope } from '../auth.ts';
 
 const jobSchema = z.object({
   job_id: z.string(),
@@ -30,16 +33,19 @@ const jobSchema = z.object({
 const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string(), error_id: z.string().optional(), details: z.record(z.string(), z.unknown()).optional() }) });
 const idParams = z.object({ id: z.string().describe('job id (UUID)') });
 
-const submitBody = z.object({
+/** A route that takes no body refuses one with fields, as every body refuses fields it does not know. */
+const noBody = z.strictObject({}).nullish();
+
+const submitBody = z.strictObject({
   type: z.string().min(1).max(100).describe('a registered job type, e.g. noop or sleep'),
   payload: z.record(z.string(), z.unknown()).optional().describe('JSON object handed to the handler'),
   idempotency_key: z.string().min(1).max(200).optional().describe('a repeated key returns the first job instead of creating another'),
   max_attempts: z.number().int().min(1).max(100).optional(),
   priority: z.number().int().min(-1000).max(1000).optional().describe('higher runs first; default 0'),
-  run_at: z.string().optional().describe('ISO 8601 time before which the job does not start'),
+  run_at: z.string().optional().describe('RFC 3339 time with a time zone (2026-12-08T09:30:00Z) before which the job does not start'),
 });
 
-const batchBody = z.object({
+const batchBody = z.strictObject({
   jobs: z
     .array(submitBody)
     .min(1, 'a batch holds at least 1 job')
@@ -47,14 +53,14 @@ const batchBody = z.object({
     .describe(`1 to ${MAX_BATCH_JOBS} jobs, each as the body of POST /v1/jobs`),
 });
 
-/** `since` accepts a duration (`15m`, `1h`, `7d`) or an ISO 8601 time. */
+/** `since` accepts a duration (`15m`, `1h`, `7d`) or an RFC 3339 time with a time zone. */
 function parseSince(value: string): Date {
   const ms = parseDuration(value);
   // A duration too long for a Date (found by fuzzing: `since=9007199254740994`) is an input error, not a 500.
   if (ms !== undefined && Number.isNaN(new Date(Date.now() - ms).getTime())) throw validation(`since: "${value}" reaches before the earliest representable time`, { field: 'since' });
   if (ms !== undefined) return new Date(Date.now() - ms);
-  const date = new Date(value);
-  if (Number.isNaN(date.getTime())) throw validation(`since: "${value}" is neither a duration like 1h or 30m nor an ISO 8601 time`, { field: 'since' });
+  const date = parseRfc3339(value);
+  if (!date) throw validation(`since: "${value.slice(0, 60)}" is neither a duration like 1h or 30m nor an RFC 3339 time such as 2026-12-08T09:30:00Z`, { field: 'since' });
   return date;
 }
 
@@ -102,10 +108,10 @@ export const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService }> = async (app
       schema: {
         tags,
         summary: 'List jobs, newest first',
-        querystring: z.object({
+        querystring: z.strictObject({
           status: z.string().optional().describe('one status or a comma-separated list'),
           type: z.string().optional(),
-          since: z.string().optional().describe('duration (1h) or ISO time'),
+          since: z.string().optional().describe('duration (1h) or RFC 3339 time (2026-12-08T09:30:00Z)'),
           cursor: z.string().optional().describe('next_cursor of the previous page'),
           limit: z.coerce.number().int().min(1).max(500).default(50),
         }),
@@ -124,7 +130,7 @@ export const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService }> = async (app
       schema: {
         tags,
         summary: "Status distribution of jobs created since `since` (the runbook's section-B query)",
-        querystring: z.object({ since: z.string().default('1h') }),
+        querystring: z.strictObject({ since: z.string().default('1h') }),
         response: { 200: z.object({ since: z.string(), counts: z.record(z.string(), z.number()), total: z.number() }), '4xx': errorSchema },
       },
     },
@@ -135,15 +141,34 @@ export const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService }> = async (app
     jobs.get(request.params.id),
   );
 
+  // Acting on a job needs the scope of its kind (evals:write for an evaluation run's job), known
+  // only once the job is read: the access hook asks for a valid key, the handler for the scope.
+  const actOn = async (request: FastifyRequest<{ Params: { id: string } }>, action: 'cancel' | 'retry') => {
+    const job = await jobs.get(request.params.id);
+    requireScope(request, jobs.actScope(job.type), `POST /v1/jobs/:id/${action} on a job of type ${job.type}`);
+  };
+
   app.post(
     '/v1/jobs/:id/cancel',
-    { schema: { tags, summary: 'Cancel a queued job, or ask the runner of a running one to abort it', params: idParams, response: { 202: jobSchema, '4xx': errorSchema } } },
-    async (request, reply) => reply.status(202).send(await jobs.cancel(request.params.id)),
+    {
+      config: { access: 'authenticated' },
+      schema: { tags, summary: 'Cancel a queued job, or ask the runner of a running one to abort it (scope jobs:write; evals:write for an evaluation job)', params: idParams, body: noBody, response: { 202: jobSchema, '4xx': errorSchema } },
+    },
+    async (request, reply) => {
+      await actOn(request, 'cancel');
+      return reply.status(202).send(await jobs.cancel(request.params.id));
+    },
   );
 
   app.post(
     '/v1/jobs/:id/retry',
-    { schema: { tags, summary: 'Queue a failed or cancelled job again', params: idParams, response: { 202: jobSchema, '4xx': errorSchema } } },
-    async (request, reply) => reply.status(202).send(await jobs.retry(request.params.id)),
+    {
+      config: { access: 'authenticated' },
+      schema: { tags, summary: 'Queue a failed or cancelled job again (scope jobs:write; evals:write for an evaluation job)', params: idParams, body: noBody, response: { 202: jobSchema, '4xx': errorSchema } },
+    },
+    async (request, reply) => {
+      await actOn(request, 'retry');
+      return reply.status(202).send(await jobs.retry(request.params.id));
+    },
   );
 };

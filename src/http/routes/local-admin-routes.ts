@@ -20,7 +20,7 @@ export const localAdminRoutes: FastifyPluginAsyncZod<{ database: DatabaseHandle;
 
   app.post(
     '/local/sql',
-    { schema: { hide: true, body: z.object({ query: z.string().min(1).max(100_000), timeout_ms: z.number().int().min(100).max(600_000).default(30_000) }) } },
+    { schema: { hide: true, body: z.strictObject({ query: z.string().min(1).max(100_000), timeout_ms: z.number().int().min(100).max(600_000).default(30_000) }) } },
     async (request) => {
       try {
         return await database.readOnlyQuery(request.body.query, request.body.timeout_ms);

@@ -15,10 +15,10 @@ const promptVersionSchema = z.object({
   created_at: z.string(),
 });
 
-const pushBody = z.object({
+const pushBody = z.strictObject({
   name: z.string().describe('1-100 characters of a-z, 0-9, ".", "_", "-"'),
   description: z.string().optional(),
-  messages: z.array(z.object({ role: z.string(), content: z.string() })).describe('chat messages with {{var}} placeholders'),
+  messages: z.array(z.strictObject({ role: z.string(), content: z.string() })).describe('chat messages with {{var}} placeholders'),
   params: z.record(z.string(), z.unknown()).optional().describe('default sampling params (temperature, max_tokens, ...)'),
 });
 

@@ -49,7 +49,7 @@ export const sloRoutes: FastifyPluginAsyncZod<{ deps: SloRouteDeps }> = async (a
       schema: {
         tags: ['slo'],
         summary: 'Each SLO: SLI over 5m, 30m, 1h, 6h, 3d and the full window, error budget left, burn rates, which alert would fire now',
-        querystring: z.object({ format: z.enum(['json', 'text']).default('json') }),
+        querystring: z.strictObject({ format: z.enum(['json', 'text']).default('json') }),
       },
     },
     async (request, reply) => {
@@ -65,7 +65,7 @@ export const sloRoutes: FastifyPluginAsyncZod<{ deps: SloRouteDeps }> = async (a
       schema: {
         tags: ['slo'],
         summary: 'Requests and 5xx answers per time bucket over the last `since`, from the per-minute request counts every API process writes (every SLI_FLUSH_MS)',
-        querystring: z.object({
+        querystring: z.strictObject({
           since: z.string().max(40).default('1h').describe('window: a duration such as 1h, 6h or 7d (at most 29d)'),
           step: z.string().max(40).optional().describe('bucket size in whole minutes (1m, 5m, 1h); by default the smallest that keeps at most 360 buckets'),
         }),

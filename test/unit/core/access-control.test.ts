@@ -59,6 +59,8 @@ describe('API keys', () => {
   });
 });
 
+const TYPES = ['evaluation', 'noop', 'sleep'];
+
 describe('runtime limits', () => {
   it('knows its limits, per-type payload limits included, and refuses others naming the list', () => {
     expect(limitDefinition('rate.read_per_minute').env).toBe('RATE_LIMIT_READ_PER_MINUTE');
@@ -68,11 +70,18 @@ describe('runtime limits', () => {
   });
 
   it('checks values against each range, naming it', () => {
-    expect(checkLimitValue('rate.read_per_minute', '0')).toBe(0);
-    expect(checkLimitValue('body.max_bytes', 4096)).toBe(4096);
-    expect(() => checkLimitValue('body.max_bytes', 100)).toThrow(/body\.max_bytes: 100 is not a whole number from 1024 to 536870912$/);
-    expect(() => checkLimitValue('rate.write_per_minute', '1.5')).toThrow(/\(0 = unlimited\)/);
-    expect(() => checkLimitValue('eval.max_concurrent_runs', -1)).toThrow(AppError);
+    expect(checkLimitValue('rate.read_per_minute', '0', TYPES)).toBe(0);
+    expect(checkLimitValue('body.max_bytes', 4096, TYPES)).toBe(4096);
+    expect(() => checkLimitValue('body.max_bytes', 100, TYPES)).toThrow(/body\.max_bytes: 100 is not a whole number from 1024 to 536870912$/);
+    expect(() => checkLimitValue('rate.write_per_minute', '1.5', TYPES)).toThrow(/\(0 = unlimited\)/);
+    expect(() => checkLimitValue('eval.max_concurrent_runs', -1, TYPES)).toThrow(AppError);
+  });
+
+  it('takes a per-type limit only for a job type the service runs, naming the unknown name', () => {
+    expect(checkLimitValue('job.payload_bytes.sleep', 5000, TYPES)).toBe(5000);
+    for (const name of ['job.payload_bytes.__proto__', 'job.payload_bytes.constructor', 'job.payload_bytes.slep']) {
+      expect(() => checkLimitValue(name, 5000, TYPES)).toThrow(new RegExp(`^"${name.replace(/\./g, '\\.')}" is not a limit: "[\\w]+" is not a job type; the job types are evaluation, noop, sleep$`));
+    }
   });
 
   it('shows every limit with its source; runtime rows win over the environment', () => {
