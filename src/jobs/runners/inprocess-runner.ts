@@ -107,8 +107,19 @@ export class InProcessRunner implements JobRunner, JobDispatcher {
         if (this.executor.abort(jobId, 'cancelled', 'cancel requested')) this.log.info({ job_id: jobId }, 'cancelling running job');
       }),
     );
+    // A tick is skipped while the previous one is still waiting on the database, so an outage
+    // cannot pile up statements (each bounded by DB_UNAVAILABLE_ANSWER_MS) behind one another.
     const every = (ms: number, fn: () => Promise<unknown> | void) => {
-      const timer = setInterval(() => void Promise.resolve(fn()).catch((err) => this.noteError(err)), ms);
+      let busy = false;
+      const tick = () => {
+        if (busy) return;
+        busy = true;
+        void Promise.resolve()
+          .then(fn)
+          .catch((err) => this.noteError(err))
+          .finally(() => (busy = false));
+      };
+      const timer = setInterval(tick, ms);
       timer.unref();
       this.timers.push(timer);
     };
