@@ -107,7 +107,7 @@ export async function startServer(config: Config, logger: Logger, extensions: Se
     releasers.push(() => access.close());
     if (access.refusal) throw new StartupError(access.refusal);
 
-    const redis: RedisProbe | undefined = config.redisUrl ? createRedisProbe(config.redisUrl) : undefined;
+    const redis: RedisProbe | undefined = config.redisUrl ? createRedisProbe(config.redisUrl, config.health.probeTimeoutMs) : undefined;
     if (redis) releasers.push(() => redis.close());
 
     const registry = new HandlerRegistry();

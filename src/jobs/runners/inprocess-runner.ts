@@ -10,6 +10,7 @@ import { JobExecutor } from '../job-executor.ts';
 import type { JobRunner, RunnerStatus } from '../job-runner.ts';
 import { analyzeJobs, claimJobs, completeAndClaimDue, completeJobs, type DispatchableJob, jobsStatisticsStale, recoverExpiredLeases } from '../job-store.ts';
 import { ClaimWriter } from './claim-writer.ts';
+import { everyUnlessBusy } from './periodic.ts';
 
 export interface InProcessRunnerOptions {
   database: DatabaseHandle;
@@ -107,22 +108,7 @@ export class InProcessRunner implements JobRunner, JobDispatcher {
         if (this.executor.abort(jobId, 'cancelled', 'cancel requested')) this.log.info({ job_id: jobId }, 'cancelling running job');
       }),
     );
-    // A tick is skipped while the previous one is still waiting on the database, so an outage
-    // cannot pile up statements (each bounded by DB_UNAVAILABLE_ANSWER_MS) behind one another.
-    const every = (ms: number, fn: () => Promise<unknown> | void) => {
-      let busy = false;
-      const tick = () => {
-        if (busy) return;
-        busy = true;
-        void Promise.resolve()
-          .then(fn)
-          .catch((err) => this.noteError(err))
-          .finally(() => (busy = false));
-      };
-      const timer = setInterval(tick, ms);
-      timer.unref();
-      this.timers.push(timer);
-    };
+    const every = (ms: number, fn: () => Promise<unknown> | void) => this.timers.push(everyUnlessBusy(ms, fn, (err) => this.noteError(err)));
     every(pollMs, () => this.wake());
     every(Math.max(200, Math.floor(leaseMs / 3)), () => this.executor.renewHeldLeases(leaseMs));
     every(Math.max(500, Math.floor(leaseMs / 2)), () => this.recover());
