@@ -46,26 +46,22 @@ export interface PostgresPoolOptions {
   logger?: Logger;
 }
 
-/** What Kysely's PostgresDialect asks of a pool. */
-export interface PostgresPool {
+/**
+ * What Kysely's PostgresDialect asks of a pool: here a pg pool whose every wait is bounded, and
+ * which fails fast while the database is known to be unreachable instead of queueing work behind
+ * connections that will never answer.
+ */
+export interface BoundedPool {
   connect(): Promise<pg.PoolClient>;
   end(): Promise<void>;
 }
 
-/**
- * A pg pool whose every wait is bounded, and which fails fast while the database is known to be
- * unreachable instead of queueing work behind connections that will never answer.
- */
-export interface BoundedPool extends PostgresPool {
-  /** The reason the database is considered unreachable, or undefined when it answers. */
-  readonly unreachable: string | undefined;
-}
-
-/** Opens a bounded pool on `url`; see BoundedPool. */
+/** Opens a bounded pool on `url` (see BoundedPool). */
 export function createBoundedPool(options: PostgresPoolOptions): BoundedPool {
   const { waits, logger } = options;
   const connectMs = waits?.connectMs ?? UNBOUNDED_CONNECT_MS;
-  const reachability = new Reachability(connectMs, options.url, logger);
+  // Failing fast serves processes that answer requests; a one-shot CLI command just reports its error.
+  const reachability = new Reachability(connectMs, options.url, waits !== undefined, logger);
 
   // Each connection reports what it learns about reachability: a connect that fails, a statement
   // whose answer never came.
@@ -142,9 +138,6 @@ export function createBoundedPool(options: PostgresPoolOptions): BoundedPool {
   };
 
   return {
-    get unreachable() {
-      return reachability.reason;
-    },
     async connect() {
       reachability.check();
       return reachability.race(pool.connect());
@@ -186,6 +179,7 @@ class Reachability {
   constructor(
     private readonly probeMs: number,
     private readonly url: string,
+    private readonly enabled: boolean,
     private readonly logger?: Logger,
   ) {}
 
@@ -219,7 +213,7 @@ class Reachability {
 
   /** A connection-level failure: the database is unreachable until a probe says otherwise. */
   lost(err: Error): void {
-    if (this.closed) return;
+    if (this.closed || !this.enabled) return;
     if (this.reason === undefined) {
       this.reason = err.message;
       this.logger?.warn({ err: err.message }, 'the database is unreachable; refusing database work until it answers again');

@@ -3,7 +3,7 @@ import { expect } from 'vitest';
 
 /** One request sent by drive(): what it was, when it left, how long its answer took and what it was. */
 export interface Outcome {
-  kind: 'list' | 'get' | 'submit';
+  kind: 'list' | 'get' | 'submit' | 'batch';
   method: string;
   path: string;
   startedAt: number;
@@ -22,8 +22,15 @@ export interface DriveOptions {
   onTick?: (elapsedMs: number) => void;
 }
 
+/** The job ids a submit or a batch submit was answered with. */
+export function acceptedJobIds(outcomes: Outcome[]): string[] {
+  return outcomes
+    .filter((o) => o.status === 202)
+    .flatMap((o) => (o.kind === 'batch' ? (o.body.jobs as Array<{ job_id: string }>).map((j) => j.job_id) : o.kind === 'submit' ? [o.body.job_id as string] : []));
+}
+
 /**
- * Sends mixed reads and submits (each submit with an idempotency key of its own) at a steady rate
+ * Sends mixed reads, submits and batch submits of two jobs (each job with an idempotency key of its own) at a steady rate
  * for `durationMs`, and measures how many are in flight at once. Every request gives up after 15 s.
  */
 export async function drive(options: DriveOptions): Promise<{ outcomes: Outcome[]; maxInFlight: number }> {
@@ -34,9 +41,11 @@ export async function drive(options: DriveOptions): Promise<{ outcomes: Outcome[
   const started = Date.now();
   for (let i = 0; Date.now() - started < options.durationMs; i++) {
     options.onTick?.(Date.now() - started);
-    const kind = (['list', 'get', 'submit'] as const)[i % 3]!;
-    const method = kind === 'submit' ? 'POST' : 'GET';
-    const path = kind === 'list' ? '/v1/jobs?limit=5' : kind === 'get' ? `/v1/jobs/${options.knownJobId}` : '/v1/jobs';
+    const kind = (['list', 'get', 'submit', 'list', 'get', 'batch'] as const)[i % 6]!;
+    const method = kind === 'submit' || kind === 'batch' ? 'POST' : 'GET';
+    const path = { list: '/v1/jobs?limit=5', get: `/v1/jobs/${options.knownJobId}`, submit: '/v1/jobs', batch: '/v1/jobs/batch' }[kind];
+    const job = () => ({ type: 'noop', idempotency_key: `drive-${randomUUID()}` });
+    const payload = kind === 'submit' ? job() : kind === 'batch' ? { jobs: [job(), job()] } : undefined;
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
     const t0 = Date.now();
@@ -47,8 +56,8 @@ export async function drive(options: DriveOptions): Promise<{ outcomes: Outcome[
         try {
           const res = await fetch(`${options.baseUrl}${path}`, {
             method,
-            headers: kind === 'submit' ? { 'content-type': 'application/json' } : {},
-            ...(kind === 'submit' ? { body: JSON.stringify({ type: 'noop', idempotency_key: `drive-${randomUUID()}` }) } : {}),
+            headers: payload ? { 'content-type': 'application/json' } : {},
+            ...(payload ? { body: JSON.stringify(payload) } : {}),
             signal: AbortSignal.timeout(15_000),
           });
           status = res.status;

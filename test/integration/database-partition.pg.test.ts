@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/processes.ts';
-import { drive, expectBoundedAnswers, summarize } from '../helpers/request-driver.ts';
+import { acceptedJobIds, drive, expectBoundedAnswers, summarize } from '../helpers/request-driver.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.ts';
 import { startTestServer, type TestServer } from '../helpers/test-server.ts';
@@ -67,7 +67,7 @@ describe('a database partition (packets held, connections open)', () => {
       expect(maxInFlight, summary).toBeLessThanOrEqual(Math.ceil((RATE_PER_S * (BOUND_MS + SLACK_MS)) / 1000));
 
       // Every submit answered 202 is stored and finishes once the database is back.
-      const accepted = outcomes.filter((o) => o.kind === 'submit' && o.status === 202).map((o) => o.body.job_id as string);
+      const accepted = acceptedJobIds(outcomes);
       expect(accepted.length, summary).toBeGreaterThan(0);
       const admin = new pg.Client({ connectionString: db.databaseUrl });
       await admin.connect();

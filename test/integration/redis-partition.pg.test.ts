@@ -2,7 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/processes.ts';
 import { deletePrefix, startTestWorker, TEST_REDIS_URL, type TestWorker, testPrefix } from '../helpers/queue-test-support.ts';
-import { drive, expectBoundedAnswers, summarize } from '../helpers/request-driver.ts';
+import { acceptedJobIds, drive, expectBoundedAnswers, summarize } from '../helpers/request-driver.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.ts';
 import { startTestServer, type TestServer } from '../helpers/test-server.ts';
@@ -69,10 +69,10 @@ describe("a partition between the API and Redis (queue mode)", () => {
       expectBoundedAnswers(outcomes, maxInFlight, BOUND_MS + SLACK_MS, server.logs);
       expect(maxInFlight, summary).toBeLessThanOrEqual(Math.ceil((RATE_PER_S * (BOUND_MS + SLACK_MS)) / 1000));
       // PostgreSQL is the record: a Redis partition refuses no submit.
-      const submits = outcomes.filter((o) => o.kind === 'submit');
+      const submits = outcomes.filter((o) => o.kind === 'submit' || o.kind === 'batch');
       expect(submits.filter((o) => o.status !== 202).map((o) => o.status), summary).toEqual([]);
 
-      const accepted = submits.map((o) => o.body.job_id as string);
+      const accepted = acceptedJobIds(outcomes);
       const admin = new pg.Client({ connectionString: db.databaseUrl });
       await admin.connect();
       try {

@@ -19,6 +19,7 @@ describe('isUnavailableError', () => {
     expect(isUnavailableError({ message: 'timeout exceeded when trying to connect' })).toBe(true);
     expect(isUnavailableError({ message: 'canceling statement due to statement timeout', code: '57014' })).toBe(true);
     expect(isUnavailableError({ message: 'Command timed out' })).toBe(true);
+    expect(isUnavailableError({ message: 'Client has encountered a connection error and is not queryable' })).toBe(true);
     expect(isUnavailableError({ message: 'connect ECONNREFUSED 127.0.0.1:5432', code: 'ECONNREFUSED' })).toBe(true);
   });
 
