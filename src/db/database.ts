@@ -6,7 +6,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { redactUrl } from '../config/config.ts';
 import { acquireDataDirLock } from './data-dir-lock.ts';
-import { createBoundedPool, type PostgresWaits, postgresWaits, probe } from './postgres-pool.ts';
+import { createBoundedPool, destroySocket, type PostgresWaits, postgresWaits, probe } from './postgres-pool.ts';
 import type { Database } from './schema.ts';
 
 /** A connected database: Kysely plus what Kysely does not cover (LISTEN, probes, closing). */
@@ -182,7 +182,7 @@ class NotificationSubscriber {
       this.client = undefined;
       clearInterval(this.heartbeat);
     }
-    (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    destroySocket(client);
     client.end().catch(() => {});
     this.scheduleReconnect();
   }
@@ -203,7 +203,11 @@ class NotificationSubscriber {
     clearInterval(this.heartbeat);
     const client = this.client;
     this.client = undefined;
-    await client?.end().catch(() => {});
+    if (!client) return;
+    // A silent server never acknowledges the goodbye: after one bounded wait the socket is dropped.
+    const timer = setTimeout(() => destroySocket(client), this.waits?.connectMs ?? 5000);
+    await client.end().catch(() => {});
+    clearTimeout(timer);
   }
 }
 

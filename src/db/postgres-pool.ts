@@ -125,13 +125,18 @@ export function createBoundedPool(options: PostgresPoolOptions): BoundedPool {
   // A checked-out client has no pool listener; a socket dying between its queries would otherwise be
   // an uncaught exception. The pool discards the broken client when it is released.
   const idle = new Set<pg.PoolClient>();
+  const all = new Set<pg.PoolClient>();
   pool.on('connect', (client) => {
     client.on('error', () => {});
     idle.add(client);
+    all.add(client);
   });
   pool.on('acquire', (client) => idle.delete(client));
   pool.on('release', (_err, client) => idle.add(client));
-  pool.on('remove', (client) => idle.delete(client));
+  pool.on('remove', (client) => {
+    idle.delete(client);
+    all.delete(client);
+  });
   // Idle connections opened before the outage would each hang their next user for a whole wait.
   reachability.onLost = () => {
     for (const client of idle) destroySocket(client);
@@ -144,7 +149,16 @@ export function createBoundedPool(options: PostgresPoolOptions): BoundedPool {
     },
     async end() {
       reachability.close();
-      if (!pool.ended) await pool.end();
+      if (pool.ended) return;
+      // A silent server never acknowledges the goodbye: after one bounded wait the sockets are dropped.
+      const timer = setTimeout(() => {
+        for (const client of all) destroySocket(client);
+      }, connectMs);
+      try {
+        await pool.end();
+      } finally {
+        clearTimeout(timer);
+      }
     },
   };
 }
@@ -159,7 +173,8 @@ function unheard(err: Error): boolean {
   return err.code === '57P01' || err.code === '57P02' || err.code === '57P03';
 }
 
-function destroySocket(client: pg.Client): void {
+/** Drops a connection's socket at once, without the goodbye a silent server would never answer. */
+export function destroySocket(client: pg.Client): void {
   (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }
 

@@ -148,4 +148,21 @@ describe('a database partition (packets held, connections open)', () => {
     },
     90_000,
   );
+
+  it(
+    'shuts down within a bounded time while the database is silent',
+    async () => {
+      const doomed = await startTestServer(db, { DATABASE_URL: viaProxy, DB_UNAVAILABLE_ANSWER_MS: String(BOUND_MS) });
+      expect((await doomed.api('GET', '/v1/jobs?limit=1')).status).toBe(200);
+      proxy.pause();
+      try {
+        const started = Date.now();
+        const closed = await Promise.race([doomed.close(1000).then(() => 'closed'), sleep(20_000).then(() => 'still closing')]);
+        expect(closed, `after ${Date.now() - started} ms`).toBe('closed');
+      } finally {
+        proxy.resume();
+      }
+    },
+    60_000,
+  );
 });
