@@ -73,3 +73,13 @@ export function isRetryable(err: unknown): boolean {
   const cause = (err as { cause?: unknown } | null)?.cause;
   return cause === undefined || cause === err ? true : isRetryable(cause);
 }
+
+// Connection-level failures of the database or Redis (a transaction's ROLLBACK on a connection
+// already lost says "is not queryable"), and statements the database cancelled for taking too long
+// (57014, statement_timeout): the service is unavailable, not broken.
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', '57014', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);
+
+/** Whether a driver error (pg, ioredis, a bounded wait) means a dependency is unavailable: a 503, not a 500. */
+export function isUnavailableError(err: { code?: unknown; message: string }): boolean {
+  return UNAVAILABLE_CODES.has(String(err.code)) || /timeout exceeded when trying to connect|Connection terminated|did not answer within|is not queryable|Command timed out|Stream isn't writeable/i.test(err.message);
+}

@@ -61,6 +61,11 @@ const envSchema = z.object({
   COMMIT_SHA: z.string().regex(/^[0-9a-zA-Z._-]{1,64}$/, { message: 'accepts a git commit id' }).optional(),
   MIGRATE_ON_START: boolFromEnv.optional(),
   DATABASE_POOL_SIZE: intFromEnv(1, 200).default(10),
+  /**
+   * During a database outage every request is answered within this many milliseconds (503
+   * UNAVAILABLE): it bounds connecting, waiting for a pooled connection and each statement.
+   */
+  DB_UNAVAILABLE_ANSWER_MS: intFromEnv(200, 600_000).default(2000),
   /** Concurrency of the in-process runner: jobs run at once by one API process. */
   JOB_CONCURRENCY: intFromEnv(1, 1000).default(10),
   /** A job whose lease is not renewed for this long is taken back: short, so a crash recovers quickly. */
@@ -153,6 +158,8 @@ export interface Config {
   readonly commitSha: string | undefined;
   readonly migrateOnStart: boolean;
   readonly databasePoolSize: number;
+  /** DB_UNAVAILABLE_ANSWER_MS: the longest any wait on PostgreSQL or Redis may keep a request. */
+  readonly dbUnavailableAnswerMs: number;
   readonly jobs: {
     readonly concurrency: number;
     readonly leaseMs: number;
@@ -241,6 +248,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // Embedded: one process owns the database, so migrating on start is safe and expected.
     migrateOnStart: e.MIGRATE_ON_START ?? !e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    dbUnavailableAnswerMs: e.DB_UNAVAILABLE_ANSWER_MS,
     jobs: Object.freeze({
       concurrency: e.JOB_CONCURRENCY,
       leaseMs: e.JOB_LEASE_MS,
@@ -308,6 +316,7 @@ export function describeConfig(config: Config): Record<string, string | number |
     COMMIT_SHA: config.commitSha ?? null,
     MIGRATE_ON_START: config.migrateOnStart,
     DATABASE_POOL_SIZE: config.databasePoolSize,
+    DB_UNAVAILABLE_ANSWER_MS: config.dbUnavailableAnswerMs,
     JOB_CONCURRENCY: config.jobs.concurrency,
     JOB_LEASE_MS: config.jobs.leaseMs,
     JOB_POLL_MS: config.jobs.pollMs,

@@ -6,6 +6,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { redactUrl } from '../config/config.ts';
 import { acquireDataDirLock } from './data-dir-lock.ts';
+import { createBoundedPool, destroySocket, type PostgresWaits, postgresWaits, probe } from './postgres-pool.ts';
 import type { Database } from './schema.ts';
 
 /** A connected database: Kysely plus what Kysely does not cover (LISTEN, probes, closing). */
@@ -36,8 +37,16 @@ export interface DatabaseOptions {
   databaseUrl: string | undefined;
   dataDir: string;
   poolSize: number;
+  /**
+   * DB_UNAVAILABLE_ANSWER_MS for processes that answer requests or run jobs: every statement,
+   * connect and pool wait is bounded by it. Unset (CLI commands): only connecting is bounded.
+   */
+  answerMs?: number;
   logger?: Logger;
 }
+
+/** How often a LISTEN connection checks it still hears the database (when waits are bounded). */
+const HEARTBEAT_MS = 5000;
 
 /** Counts and bigint ids come back as numbers from both drivers (they fit well under 2^53). */
 const parseInt8 = (value: string) => Number(value);
@@ -61,13 +70,9 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string, on
 
 function openPostgres(url: string, options: DatabaseOptions): DatabaseHandle {
   const types = { getTypeParser: (oid: number, format?: string) => (oid === 20 ? parseInt8 : pg.types.getTypeParser(oid, format as 'text')) };
-  const pool = new pg.Pool({ connectionString: url, max: options.poolSize, connectionTimeoutMillis: 5000, types: types as pg.CustomTypesConfig });
-  // An idle client losing its server must not crash the process; the pool replaces it.
-  pool.on('error', (err) => options.logger?.warn({ err: err.message }, 'idle database connection lost'));
-  // A checked-out client has no pool listener; a socket dying between its queries would otherwise be
-  // an uncaught exception. The pool discards the broken client when it is released.
-  pool.on('connect', (client) => client.on('error', () => {}));
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const waits = options.answerMs === undefined ? undefined : postgresWaits(options.answerMs);
+  const bounded = createBoundedPool({ url, max: options.poolSize, types: types as pg.CustomTypesConfig, waits, logger: options.logger });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: bounded }) });
   const listeners: Array<() => Promise<void>> = [];
 
   return {
@@ -75,47 +80,32 @@ function openPostgres(url: string, options: DatabaseOptions): DatabaseHandle {
     db,
     location: redactUrl(url),
     async listen(channel, onNotify) {
-      const sub = new NotificationSubscriber(url, channel, onNotify, options.logger);
+      const sub = new NotificationSubscriber(url, channel, onNotify, waits, options.logger);
       await sub.start();
       const stop = () => sub.stop();
       listeners.push(stop);
       return stop;
     },
     async readOnlyQuery(text, timeoutMs) {
-      const client = await pool.connect();
+      const client = await bounded.connect();
       try {
         await client.query('BEGIN READ ONLY');
         await client.query(`SET LOCAL statement_timeout = ${Math.floor(timeoutMs)}`);
-        const result = await client.query({ text, rowMode: 'array', queryMode: 'extended' } as pg.QueryConfig & { queryMode: 'extended' });
+        // The caller's timeout, not the pool's: the server cancels first, the client stops reading a second later.
+        const query_timeout = Math.floor(timeoutMs) + 1000;
+        const result = await client.query({ text, rowMode: 'array', queryMode: 'extended', query_timeout } as pg.QueryConfig & { queryMode: 'extended' });
         return { columns: result.fields.map((f) => f.name), rows: result.rows as unknown[][] };
       } finally {
         await client.query('ROLLBACK').catch(() => {});
         client.release();
       }
     },
-    async ping(timeoutMs) {
-      const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs + 1000 });
-      // A connection dropped after the probe gave up must not become an uncaught exception.
-      client.on('error', () => {});
-      const run = (async () => {
-        await client.connect();
-        await client.query('SELECT 1');
-      })();
-      run.catch(() => {});
-      try {
-        await withTimeout(run, timeoutMs, 'the database', () => {
-          // A hung server: drop the socket so nothing lingers.
-          (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
-        });
-      } finally {
-        client.end().catch(() => {});
-      }
-    },
+    ping: (timeoutMs) => probe(url, timeoutMs),
     async close() {
       await Promise.allSettled(listeners.map((stop) => stop()));
       await db.destroy();
       // Kysely ends the pool only if it used it; readOnlyQuery may have been its only user.
-      if (!pool.ended) await pool.end();
+      await bounded.end();
     },
   };
 }
@@ -123,17 +113,20 @@ function openPostgres(url: string, options: DatabaseOptions): DatabaseHandle {
 /**
  * A dedicated connection holding LISTEN; reconnects with backoff when the database goes away,
  * so wake-ups resume by themselves once it is back (callers also poll, so none is missed).
+ * A silent partition sends no error: a bounded heartbeat finds it and starts the reconnecting.
  */
 class NotificationSubscriber {
   private client: pg.Client | undefined;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
   private delayMs = 250;
 
   constructor(
     private readonly url: string,
     private readonly channel: string,
     private readonly onNotify: (payload: string) => void,
+    private readonly waits: PostgresWaits | undefined,
     private readonly logger?: Logger,
   ) {}
 
@@ -147,23 +140,51 @@ class NotificationSubscriber {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 5000, keepAlive: true });
+    const client = new pg.Client({
+      connectionString: this.url,
+      connectionTimeoutMillis: this.waits?.connectMs ?? 5000,
+      keepAlive: true,
+      ...(this.waits ? { query_timeout: this.waits.queryMs } : {}),
+    });
     client.on('notification', (msg) => {
       if (msg.channel === this.channel) this.onNotify(msg.payload ?? '');
     });
-    client.on('error', () => {
-      if (this.client === client) this.client = undefined;
-      client.end().catch(() => {});
-      this.scheduleReconnect();
-    });
-    await client.connect();
-    await client.query(`LISTEN "${this.channel.replace(/"/g, '""')}"`);
+    client.on('error', () => this.drop(client));
+    try {
+      await client.connect();
+      await client.query(`LISTEN "${this.channel.replace(/"/g, '""')}"`);
+    } catch (err) {
+      // A half-open connection (the LISTEN timed out) is closed here, not left to the kernel.
+      this.drop(client);
+      throw err;
+    }
     if (this.stopped) {
       await client.end();
       return;
     }
     this.client = client;
     this.delayMs = 250;
+    this.armHeartbeat(client);
+  }
+
+  /** Every few seconds, a statement with a bounded answer: none means the connection is gone. */
+  private armHeartbeat(client: pg.Client): void {
+    if (!this.waits) return;
+    clearInterval(this.heartbeat);
+    this.heartbeat = setInterval(() => {
+      client.query('SELECT 1').catch(() => this.drop(client));
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  private drop(client: pg.Client): void {
+    if (this.client === client) {
+      this.client = undefined;
+      clearInterval(this.heartbeat);
+    }
+    destroySocket(client);
+    client.end().catch(() => {});
+    this.scheduleReconnect();
   }
 
   private scheduleReconnect(): void {
@@ -179,9 +200,14 @@ class NotificationSubscriber {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    clearInterval(this.heartbeat);
     const client = this.client;
     this.client = undefined;
-    await client?.end().catch(() => {});
+    if (!client) return;
+    // A silent server never acknowledges the goodbye: after one bounded wait the socket is dropped.
+    const timer = setTimeout(() => destroySocket(client), this.waits?.connectMs ?? 5000);
+    await client.end().catch(() => {});
+    clearTimeout(timer);
   }
 }
 

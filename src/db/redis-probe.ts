@@ -7,12 +7,18 @@ export interface RedisProbe {
   close(): Promise<void>;
 }
 
-export function createRedisProbe(url: string): RedisProbe {
+/**
+ * A probe of the Redis at `url`. Each command gives up after `commandTimeoutMs`: the caller's own
+ * bound stops the wait, this stops unanswered PINGs from piling up on a partitioned socket.
+ */
+export function createRedisProbe(url: string, commandTimeoutMs = 2000): RedisProbe {
   const client = new Redis(url, {
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     connectTimeout: 2000,
+    commandTimeout: commandTimeoutMs,
+    keepAlive: 10_000,
     // Keep trying in the background so health recovers by itself once Redis is back.
     retryStrategy: (times) => Math.min(times * 200, 2000),
   });

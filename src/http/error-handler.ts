@@ -3,18 +3,11 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler, onResponseHookHandler } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { AppError, ERROR_CODES, type ErrorCode } from '../errors.ts';
+import { AppError, ERROR_CODES, type ErrorCode, isUnavailableError } from '../errors.ts';
 
 /** The body of every error answer. */
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; error_id?: string; details?: Record<string, unknown> };
-}
-
-// Connection-level failures of the database or Redis: the service is unavailable, not broken.
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);
-
-function isUnavailable(err: FastifyError): boolean {
-  return UNAVAILABLE_CODES.has(String(err.code)) || /timeout exceeded when trying to connect|Connection terminated|did not answer within/i.test(err.message);
 }
 
 const FASTIFY_CODES: Record<number, ErrorCode> = { 400: 'VALIDATION', 404: 'NOT_FOUND', 413: 'PAYLOAD_TOO_LARGE', 415: 'UNSUPPORTED_MEDIA_TYPE', 429: 'RATE_LIMITED' };
@@ -43,7 +36,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
       const code = FASTIFY_CODES[status] ?? 'VALIDATION';
       return reply.status(status).send(body(code, describeClientError(err, request)));
     }
-    const unavailable = err instanceof AppError ? err.code === 'UNAVAILABLE' : isUnavailable(err);
+    const unavailable = err instanceof AppError ? err.code === 'UNAVAILABLE' : isUnavailableError(err);
     const code: ErrorCode = err instanceof AppError ? err.code : unavailable ? 'UNAVAILABLE' : 'INTERNAL';
     const errorId = randomUUID();
     const httpStatus = ERROR_CODES[code].status;

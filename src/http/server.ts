@@ -55,7 +55,15 @@ async function ensureMigrated(database: DatabaseHandle, config: Config, logger: 
       `${status.pending.length} migration(s) pending (${status.pending.join(', ')}); run \`npx evalops migrate up\` first, or set MIGRATE_ON_START=true`,
     );
   }
-  const result = await migrateUp(database.db);
+  // A migration may run long (an index on a big table): on PostgreSQL it gets a connection of its
+  // own, not bounded by DB_UNAVAILABLE_ANSWER_MS as the service's statements are.
+  const migrating = database.kind === 'postgres' ? await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 1, logger }) : database;
+  let result: Awaited<ReturnType<typeof migrateUp>>;
+  try {
+    result = await migrateUp(migrating.db);
+  } finally {
+    if (migrating !== database) await migrating.close();
+  }
   if (result.error) throw new StartupError(`migration ${result.failed ?? ''} failed: ${result.error.message}`);
   logger.info({ applied: result.applied }, 'migrations applied');
 }
@@ -86,7 +94,7 @@ export async function startServer(config: Config, logger: Logger, extensions: Se
   };
   try {
     const slo = await loadSlos(config);
-    const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, logger });
+    const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, answerMs: config.dbUnavailableAnswerMs, logger });
     releasers.push(() => database.close());
     await ensureMigrated(database, config, logger);
     // The measured availability SLI: this process's request counts, written every SLI_FLUSH_MS.
@@ -102,7 +110,7 @@ export async function startServer(config: Config, logger: Logger, extensions: Se
     releasers.push(() => access.close());
     if (access.refusal) throw new StartupError(access.refusal);
 
-    const redis: RedisProbe | undefined = config.redisUrl ? createRedisProbe(config.redisUrl) : undefined;
+    const redis: RedisProbe | undefined = config.redisUrl ? createRedisProbe(config.redisUrl, config.health.probeTimeoutMs) : undefined;
     if (redis) releasers.push(() => redis.close());
     const metrics = new Metrics({
       queueDepth: async () => {

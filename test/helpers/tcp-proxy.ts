@@ -9,12 +9,19 @@ export interface TcpProxy {
   pause(): void;
   cut(): void;
   resume(): void;
+  /**
+   * Forwards new connections again but never the ones open now, which stay silent with no reset:
+   * as when a firewall or NAT loses its state, or the server's address moves to a standby.
+   */
+  resumeNewOnly(): void;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
   let mode: 'flowing' | 'paused' | 'cut' = 'flowing';
   const pairs = new Set<{ client: net.Socket; upstream: net.Socket }>();
+  /** Connections left silent by resumeNewOnly, closed with the proxy. */
+  const lost: Array<{ client: net.Socket; upstream: net.Socket }> = [];
   const server = net.createServer((client) => {
     if (mode === 'cut') {
       client.destroy();
@@ -57,6 +64,11 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
       }
       pairs.clear();
     },
+    resumeNewOnly() {
+      mode = 'flowing';
+      lost.push(...pairs);
+      pairs.clear();
+    },
     resume() {
       mode = 'flowing';
       for (const { client, upstream } of pairs) {
@@ -65,7 +77,7 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
       }
     },
     async close() {
-      for (const { client, upstream } of pairs) {
+      for (const { client, upstream } of [...pairs, ...lost]) {
         client.destroy();
         upstream.destroy();
       }

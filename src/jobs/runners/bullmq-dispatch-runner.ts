@@ -11,6 +11,7 @@ import { brokerCounts, createRedis, QueueSet } from './bullmq-queues.ts';
 import { Reconciler } from './bullmq-reconciler.ts';
 import { listLiveWorkers } from './bullmq-worker-registry.ts';
 import { makeWorkerId } from './inprocess-runner.ts';
+import { everyUnlessBusy } from './periodic.ts';
 
 export interface BullmqDispatchRunnerOptions {
   database: DatabaseHandle;
@@ -68,11 +69,7 @@ export class BullmqDispatchRunner implements JobRunner, JobDispatcher {
       this.reconciler?.markDirty();
       void this.reconciler?.tick();
     });
-    const every = (ms: number, fn: () => Promise<unknown>) => {
-      const timer = setInterval(() => void fn(), ms);
-      timer.unref();
-      this.timers.push(timer);
-    };
+    const every = (ms: number, fn: () => Promise<unknown>) => this.timers.push(everyUnlessBusy(ms, fn));
     every(reconcileMs, () => this.reconciler!.tick());
     every(Math.max(500, Math.floor(leaseMs / 2)), () => this.sweep());
     // Not awaited: the API starts (and accepts jobs) while Redis is down.

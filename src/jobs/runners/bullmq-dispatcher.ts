@@ -3,10 +3,10 @@ import { withTimeout } from '../../db/database.ts';
 import type { Logger } from '../../obs/logger.ts';
 import type { JobDispatcher } from '../dispatch.ts';
 import type { DispatchableJob } from '../job-store.ts';
-import { bullJobOptions, type QueueSet } from './bullmq-queues.ts';
+import { bullJobOptions, type QueueSet, REDIS_COMMAND_TIMEOUT_MS } from './bullmq-queues.ts';
 
 /** Bound on one batch handed to Redis: a hung Redis must not hang submits. */
-const DISPATCH_TIMEOUT_MS = 2000;
+const DISPATCH_TIMEOUT_MS = REDIS_COMMAND_TIMEOUT_MS;
 const BATCH = 1000;
 
 /**

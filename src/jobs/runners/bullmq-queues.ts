@@ -64,19 +64,28 @@ export function bullJobOptions(job: DispatchableJob, now = Date.now()): JobsOpti
 export type RedisRole = 'commands' | 'blocking';
 
 /**
+ * How long a command of the `commands` role may wait for its answer: the dispatcher's own bound, so
+ * a partitioned Redis holds at most one batch of unanswered commands.
+ */
+export const REDIS_COMMAND_TIMEOUT_MS = 2000;
+
+/**
  * An ioredis client for `url`. `commands`: fails fast while disconnected (a submit must not hang on
- * a Redis outage; the row is kept and the reconciler enqueues it later). `blocking`: what BullMQ's
- * workers require (no per-request retry limit). Both reconnect by themselves, backing off to 2 s.
+ * a Redis outage; the row is kept and the reconciler enqueues it later) and gives up on an answer
+ * after REDIS_COMMAND_TIMEOUT_MS. `blocking`: what BullMQ's workers require (no per-request retry
+ * limit, no command timeout: their commands block on purpose). Both reconnect by themselves,
+ * backing off to 2 s, and probe an idle socket so a vanished peer is noticed.
  */
 export function createRedis(url: string, role: RedisRole, name: string): Redis {
   const common: RedisOptions = {
     connectionName: name,
     connectTimeout: 2000,
+    keepAlive: 10_000,
     retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
   };
   const client =
     role === 'commands'
-      ? new Redis(url, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 5000 })
+      ? new Redis(url, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: REDIS_COMMAND_TIMEOUT_MS })
       : new Redis(url, { ...common, maxRetriesPerRequest: null, enableReadyCheck: true });
   // Reported through the commands that fail; an unhandled 'error' event would end the process.
   client.on('error', () => {});

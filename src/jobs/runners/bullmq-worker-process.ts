@@ -60,7 +60,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     for (const release of releasers.reverse()) await Promise.resolve(release()).catch((err) => logger.error({ err }, 'error while shutting down'));
   };
   try {
-    const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, logger });
+    const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, answerMs: config.dbUnavailableAnswerMs, logger });
     releasers.push(() => database.close());
     const status = await migrationStatus(database.db);
     if (status.pending.length) throw new WorkerStartupError(`${status.pending.length} migration(s) pending (${status.pending.join(', ')}); run \`npx evalops migrate up\` first`);

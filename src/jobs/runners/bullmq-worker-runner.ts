@@ -17,6 +17,7 @@ import { Slots } from './worker-slots.ts';
 import { StatusStatement } from './worker-status-statement.ts';
 import { StatusWriter } from './worker-status-writer.ts';
 import { makeWorkerId } from './inprocess-runner.ts';
+import { everyUnlessBusy } from './periodic.ts';
 
 export interface BullmqWorkerRunnerOptions {
   database: DatabaseHandle;
@@ -159,11 +160,7 @@ export class BullmqWorkerRunner implements JobRunner {
         if (this.executor.abort(jobId, 'cancelled', 'cancel requested')) this.log.info({ job_id: jobId }, 'cancelling running job');
       }),
     );
-    const every = (ms: number, fn: () => Promise<unknown>) => {
-      const timer = setInterval(() => void fn().catch((err) => this.noteError(err)), ms);
-      timer.unref();
-      this.timers.push(timer);
-    };
+    const every = (ms: number, fn: () => Promise<unknown>) => this.timers.push(everyUnlessBusy(ms, fn, (err) => this.noteError(err)));
     every(Math.max(200, Math.floor(leaseMs / 3)), () => this.executor.renewHeldLeases(leaseMs));
     every(Math.max(500, Math.floor(leaseMs / 2)), () => this.sweep());
 

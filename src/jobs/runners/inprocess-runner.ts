@@ -10,6 +10,7 @@ import { JobExecutor } from '../job-executor.ts';
 import type { JobRunner, RunnerStatus } from '../job-runner.ts';
 import { analyzeJobs, claimJobs, completeAndClaimDue, completeJobs, type DispatchableJob, jobsStatisticsStale, recoverExpiredLeases } from '../job-store.ts';
 import { ClaimWriter } from './claim-writer.ts';
+import { everyUnlessBusy } from './periodic.ts';
 
 export interface InProcessRunnerOptions {
   database: DatabaseHandle;
@@ -107,11 +108,7 @@ export class InProcessRunner implements JobRunner, JobDispatcher {
         if (this.executor.abort(jobId, 'cancelled', 'cancel requested')) this.log.info({ job_id: jobId }, 'cancelling running job');
       }),
     );
-    const every = (ms: number, fn: () => Promise<unknown> | void) => {
-      const timer = setInterval(() => void Promise.resolve(fn()).catch((err) => this.noteError(err)), ms);
-      timer.unref();
-      this.timers.push(timer);
-    };
+    const every = (ms: number, fn: () => Promise<unknown> | void) => this.timers.push(everyUnlessBusy(ms, fn, (err) => this.noteError(err)));
     every(pollMs, () => this.wake());
     every(Math.max(200, Math.floor(leaseMs / 3)), () => this.executor.renewHeldLeases(leaseMs));
     every(Math.max(500, Math.floor(leaseMs / 2)), () => this.recover());

@@ -51,6 +51,12 @@ describe('loadConfig', () => {
     for (const secret of ['pw-one', 'pw-two', 'pw-three', 'pw-four', 'tok-six']) expect(wrongScheme + unparsable).not.toContain(secret);
   });
 
+  it('bounds database waits by DB_UNAVAILABLE_ANSWER_MS, 2 s unless set, and refuses a bound too small to connect in', () => {
+    expect(loadConfig({}).dbUnavailableAnswerMs).toBe(2000);
+    expect(loadConfig({ DB_UNAVAILABLE_ANSWER_MS: '5000' }).dbUnavailableAnswerMs).toBe(5000);
+    expect(() => loadConfig({ DB_UNAVAILABLE_ANSWER_MS: '50' })).toThrow(/DB_UNAVAILABLE_ANSWER_MS: accepts a whole number from 200 to 600000/);
+  });
+
   it('refuses a retry ceiling below its base', () => {
     expect(() => loadConfig({ JOB_RETRY_BASE_MS: '5000', JOB_RETRY_MAX_MS: '10' })).toThrow(/JOB_RETRY_MAX_MS: must be at least JOB_RETRY_BASE_MS/);
   });
