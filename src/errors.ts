@@ -10,6 +10,7 @@ export const ERROR_CODES = {
   CONFLICT: { status: 409, retryable: false, description: 'the resource is in a state that forbids the action' },
   PAYLOAD_TOO_LARGE: { status: 413, retryable: false, description: 'the body or a field is over its configured limit' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, description: 'the body is not in a supported content type' },
+  UNPROCESSABLE: { status: 422, retryable: false, description: 'the request is well-formed but asks for something the service will not do (a regex feature the linear-time engine lacks); the message names it' },
   LIMIT_EXCEEDED: { status: 422, retryable: false, description: 'the request is well-formed but over a configured limit (cases per run, concurrent runs)' },
   RATE_LIMITED: { status: 429, retryable: true, description: 'too many requests; retry after the given time' },
   INTERNAL: { status: 500, retryable: true, description: 'an unexpected failure; the error_id finds its log line' },

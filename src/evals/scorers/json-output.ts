@@ -5,6 +5,12 @@ export interface JsonOutputOptions {
   allow_code_fence?: boolean;
 }
 
+/**
+ * Longest output the JSON scorers parse: JSON.parse cannot yield to the event loop, and 1 MiB takes
+ * a few milliseconds (bench/scorer-worst-case.ts). Longer outputs fail the scorer, saying so.
+ */
+export const MAX_JSON_OUTPUT_CHARS = 1_048_576;
+
 const FENCE = /^```[A-Za-z0-9_-]*[ \t]*\r?\n([\s\S]*?)\r?\n?```$/;
 
 /** Parses the output as JSON; returns the value or the parser's sentence. */
