@@ -17,8 +17,11 @@ import { RE2JS, RE2JSSyntaxException } from 're2js';
 
 /** Instructions a compiled pattern may have (`^answer: \d+$` has 14, `\w{1,200}` about 400). */
 export const MAX_PROGRAM_SIZE = 2_000;
-/** Longest text a pattern is run against (1 MiB of output is far beyond any model answer). */
-export const MAX_TEXT_CHARS = 1_048_576;
+/**
+ * Longest text a pattern is run against: 256 KiB, far beyond a model's answer, takes about 2 ms at
+ * worst (bench/scorer-worst-case.ts); 1 MiB took about 15 ms.
+ */
+export const MAX_TEXT_CHARS = 262_144;
 /** Program size x text length up to which the match is located and quoted: about 10 ms at worst. */
 export const LOCATE_BUDGET = 300_000;
 
