@@ -49,13 +49,22 @@ export function compileJsonSchema(schema: Record<string, unknown>): ValidateFunc
 /** `pattern` and `patternProperties` of user schemas, on the linear-time engine (ajv passes `u` for unicodeRegExp). */
 const linearRegExp: RegExpEngine = Object.assign((pattern: string, u: string) => compileLinearRegex(pattern, u), { code: 'compileLinearRegex' });
 
+/** The canonical form of an item; JSON.parse turns 1e400 into Infinity, which has none: use its text. */
+function uniquenessKey(item: unknown): string {
+  try {
+    return canonicalJson(item);
+  } catch {
+    return `~${String(item)}~${JSON.stringify(item)}`;
+  }
+}
+
 function uniqueItems(this: unknown, unique: boolean, data: unknown[]): boolean {
   const self = uniqueItems as typeof uniqueItems & { errors?: Partial<ErrorObject>[] };
   self.errors = [];
   if (!unique) return true;
   const seen = new Map<string, number>();
   for (const [i, item] of data.entries()) {
-    const key = canonicalJson(item);
+    const key = uniquenessKey(item);
     const j = seen.get(key);
     if (j !== undefined) {
       self.errors = [{ keyword: 'uniqueItems', message: `must NOT have duplicate items (items ## ${j} and ${i} are identical)`, params: { i, j } }];
