@@ -56,10 +56,26 @@ export function snapshotRelativePath(snapshotId: string): string {
 class UploadGuard extends Transform {
   bytes = 0;
   readonly #utf8 = new Utf8Validator();
-  constructor(private readonly limit: number) {
+  #idle: NodeJS.Timeout | undefined;
+  constructor(
+    private readonly limit: number,
+    private readonly idleMs: number,
+  ) {
     super();
+    this.once('close', () => clearTimeout(this.#idle));
+  }
+  // The clock runs only while the parser waits for bytes: a slow disk downstream is not a stalled
+  // client. A client that stops sending without closing would otherwise hold the upload (and its
+  // temp file) forever.
+  override _read(size: number): void {
+    this.#idle ??= setTimeout(() => {
+      this.destroy(validation(`body: no bytes of the upload arrived for ${this.idleMs} ms (DATASET_UPLOAD_IDLE_MS); nothing was stored`, { field: 'body' }));
+    }, this.idleMs).unref();
+    super._read(size);
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    clearTimeout(this.#idle);
+    this.#idle = undefined;
     this.bytes += chunk.length;
     if (this.bytes > this.limit) {
       done(new AppError('PAYLOAD_TOO_LARGE', `body: the dataset is larger than the limit of ${this.limit} bytes (DATASET_UPLOAD_LIMIT_BYTES)`, { limit: this.limit }));
@@ -74,6 +90,8 @@ class UploadGuard extends Transform {
     done(null, chunk);
   }
   override _flush(done: TransformCallback): void {
+    clearTimeout(this.#idle);
+    this.#idle = undefined;
     try {
       this.#utf8.end();
     } catch (error) {
@@ -116,6 +134,8 @@ export class DatasetService {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dataDir: string,
+    /** `uploadIdleMs`: an upload from which nothing arrives for this long is refused (DATASET_UPLOAD_IDLE_MS). */
+    private readonly options: { uploadIdleMs?: number } = {},
   ) {}
 
   /**
@@ -126,7 +146,7 @@ export class DatasetService {
   async upload(source: Readable, options: UploadOptions): Promise<{ snapshot: DatasetSnapshot; created: boolean }> {
     const dir = path.join(this.dataDir, 'datasets');
     const temp = path.join(dir, `.upload-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
-    const guard = new UploadGuard(options.limitBytes);
+    const guard = new UploadGuard(options.limitBytes, this.options.uploadIdleMs ?? 30_000);
     // Its errors reach the parser through iteration; until the parser iterates, nobody else listens.
     guard.on('error', () => {});
     let stopWatching = (): void => {};

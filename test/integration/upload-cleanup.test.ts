@@ -20,7 +20,7 @@ let port: number;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  server = await spawnServer({ ...db.env, DATASET_UPLOAD_LIMIT_BYTES: '1000000' });
+  server = await spawnServer({ ...db.env, DATASET_UPLOAD_LIMIT_BYTES: '1000000', DATASET_UPLOAD_IDLE_MS: '700' });
   port = Number(new URL(server.url).port);
   // Warm up: the first upload opens the folder and whatever the server opens lazily.
   expect((await uploadDataset(server.url, '{"id":"warm","vars":{"q":1}}\n')).status).toBe(201);
@@ -86,6 +86,12 @@ describe('dataset uploads clean up on every error path (descriptors of the spawn
   it('a Content-Length longer than the body, the client giving up', async () => {
     const body = rows(200);
     await leavesNothingBehind(() => rawUpload({ contentLength: body.length + 1000 }, body, 300));
+  });
+
+  it('a client that stops sending but keeps the connection open: 400 after DATASET_UPLOAD_IDLE_MS, connection closed (it waited forever)', async () => {
+    const body = rows(200);
+    // The client would wait 5 s; the server answers after 0.7 s of silence and closes the connection.
+    await leavesNothingBehind(async () => expect(await rawUpload({ contentLength: body.length + 1000 }, body, 5000)).toMatch(/^HTTP\/1\.1 400/));
   });
 
   it('the client closing the connection in the middle of the upload', async () => {
