@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   PAYLOAD_TOO_LARGE: { status: 413, retryable: false, description: 'the body or a field is over its configured limit' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, description: 'the body is not in a supported content type' },
   NOT_ALLOWED: { status: 422, retryable: false, description: "the request names an environment variable or host the operator's settings do not let providers use" },
+  UNPROCESSABLE: { status: 422, retryable: false, description: 'the request is well-formed but asks for something the service will not do (a regex feature the linear-time engine lacks); the message names it' },
   LIMIT_EXCEEDED: { status: 422, retryable: false, description: 'the request is well-formed but over a configured limit (cases per run, concurrent runs)' },
   RATE_LIMITED: { status: 429, retryable: true, description: 'too many requests; retry after the given time' },
   HEADERS_TOO_LARGE: { status: 431, retryable: false, description: 'the request line and headers are over the limit of the HTTP parser' },

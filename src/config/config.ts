@@ -91,6 +91,8 @@ const envSchema = z.object({
   MLFLOW_EXPERIMENT_NAME: z.string().min(1).max(500).default('evalops'),
   /** Largest dataset upload; uploads stream to disk, so this bounds disk use, not memory. */
   DATASET_UPLOAD_LIMIT_BYTES: intFromEnv(1024, 64 * 1024 ** 3).default(1024 ** 3),
+  /** An upload from which no byte arrived for this long is refused and its temp file deleted (a client that stalls holds a descriptor). */
+  DATASET_UPLOAD_IDLE_MS: intFromEnv(100, 3_600_000).default(30_000),
   /** An evaluation run still going after this long is aborted and fails. */
   EVAL_RUN_TIMEOUT_MS: intFromEnv(1000, 7 * 86_400_000).default(86_400_000),
   /** Queue mode: prefix of every Redis key of the BullMQ queues and the worker registry (one per deployment). */
@@ -174,7 +176,7 @@ export interface Config {
   readonly health: { readonly probeTimeoutMs: number; readonly queueAgeDegradedMs: number };
   /** Queue mode (BullMQ on REDIS_URL). */
   readonly queue: { readonly prefix: string; readonly reconcileMs: number };
-  readonly evals: { readonly datasetUploadLimitBytes: number; readonly runTimeoutMs: number };
+  readonly evals: { readonly datasetUploadLimitBytes: number; readonly datasetUploadIdleMs: number; readonly runTimeoutMs: number };
   /** Undefined when MLFLOW_TRACKING_URI is unset (runs are not published). */
   readonly mlflow:
     | { readonly trackingUri: string; readonly token: string | undefined; readonly username: string | undefined; readonly password: string | undefined; readonly experimentName: string }
@@ -262,7 +264,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     health: Object.freeze({ probeTimeoutMs: e.HEALTH_PROBE_TIMEOUT_MS, queueAgeDegradedMs: e.HEALTH_QUEUE_AGE_DEGRADED_MS }),
     queue: Object.freeze({ prefix: e.QUEUE_PREFIX, reconcileMs: e.QUEUE_RECONCILE_MS }),
-    evals: Object.freeze({ datasetUploadLimitBytes: e.DATASET_UPLOAD_LIMIT_BYTES, runTimeoutMs: e.EVAL_RUN_TIMEOUT_MS }),
+    evals: Object.freeze({ datasetUploadLimitBytes: e.DATASET_UPLOAD_LIMIT_BYTES, datasetUploadIdleMs: e.DATASET_UPLOAD_IDLE_MS, runTimeoutMs: e.EVAL_RUN_TIMEOUT_MS }),
     mlflow: e.MLFLOW_TRACKING_URI
       ? Object.freeze({
           trackingUri: e.MLFLOW_TRACKING_URI,
@@ -334,6 +336,7 @@ export function describeConfig(config: Config): Record<string, string | number |
     MLFLOW_TRACKING_PASSWORD: config.mlflow?.password ? '***' : null,
     MLFLOW_EXPERIMENT_NAME: config.mlflow?.experimentName ?? null,
     DATASET_UPLOAD_LIMIT_BYTES: config.evals.datasetUploadLimitBytes,
+    DATASET_UPLOAD_IDLE_MS: config.evals.datasetUploadIdleMs,
     EVAL_RUN_TIMEOUT_MS: config.evals.runTimeoutMs,
     QUEUE_PREFIX: config.queue.prefix,
     QUEUE_RECONCILE_MS: config.queue.reconcileMs,

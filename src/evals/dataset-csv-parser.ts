@@ -6,6 +6,7 @@ import {
   isPlainObject,
   MAX_ID_LENGTH,
   normaliseId,
+  rowProblem,
   setOwn,
   type DatasetRow,
   type DatasetSource,
@@ -67,6 +68,11 @@ export async function* parseCsvRows(
       const row = csvRow(item.record, columns, index);
       if (typeof row === 'string') {
         errors.add(line, row);
+        continue;
+      }
+      const problem = rowProblem(row);
+      if (problem !== null) {
+        errors.add(line, problem);
         continue;
       }
       const duplicate = ids.claim(row.id, line);

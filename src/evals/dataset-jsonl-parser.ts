@@ -4,6 +4,7 @@ import {
   isPlainObject,
   MAX_ID_LENGTH,
   normaliseId,
+  rowProblem,
   setOwn,
   truncate,
   type DatasetRow,
@@ -86,6 +87,12 @@ export async function* parseJsonl(
       value = JSON.parse(item.text);
     } catch (error) {
       errors.add(item.line, `invalid JSON (${error instanceof Error ? error.message : String(error)})`);
+      continue;
+    }
+    // Before anything walks the row recursively (the canonical writer, PostgreSQL's jsonb).
+    const problem = rowProblem(value);
+    if (problem !== null) {
+      errors.add(item.line, problem);
       continue;
     }
     const row = jsonRow(value, index);

@@ -1,3 +1,5 @@
+import { checkInput } from '../input-checks.ts';
+
 /**
  * The dataset row model shared by the JSONL and CSV parsers: the row type, error collection with
  * line numbers, and id bookkeeping (auto ids, duplicate detection).
@@ -116,4 +118,17 @@ export function describeType(value: unknown): string {
 /** Shortens user text quoted in an error sentence. */
 export function truncate(text: string, max = 80): string {
   return text.length > max ? `${text.slice(0, max)}...` : text;
+}
+
+/**
+ * What the input guard finds wrong with a row (nesting over MAX_JSON_DEPTH, NUL, a lone surrogate, a
+ * number JSON cannot round-trip), as a sentence naming the field (`row.vars.q: ...`), or null.
+ */
+export function rowProblem(value: unknown): string | null {
+  try {
+    checkInput('row', value);
+    return null;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
 }

@@ -26,7 +26,7 @@ export function createEvalServices(db: Kysely<Database>, config: Config, jobs: J
   const prompts = new PromptService(db);
   return {
     prompts,
-    datasets: new DatasetService(db, config.dataDir),
+    datasets: new DatasetService(db, config.dataDir, { uploadIdleMs: config.evals.datasetUploadIdleMs }),
     evaluations: new EvaluationService(db, config.dataDir, prompts, jobs, limits, providerPolicyFromConfig(config)),
     uploadLimitBytes: config.evals.datasetUploadLimitBytes,
   };

@@ -41,7 +41,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
     const errorId = randomUUID();
     const httpStatus = ERROR_CODES[code].status;
     request.log.error({ error_id: errorId, path: request.url.split('?')[0], method: request.method, status: httpStatus, err }, 'request failed');
-    const message = code === 'UNAVAILABLE' ? 'a dependency is unavailable; see /health/detailed' : 'internal error';
+    // An AppError's message is written for the caller (it names a setting to fix, never a secret).
+    const message = err instanceof AppError ? err.message : code === 'UNAVAILABLE' ? 'a dependency is unavailable; see /health/detailed' : 'internal error';
     return reply.status(httpStatus).send(body(code, `${message} (error_id ${errorId})`, undefined, errorId));
   });
 }

@@ -1,51 +1,82 @@
-import { AppError, validation } from '../errors.ts';
+import { isUtf8 } from 'node:buffer';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { validation } from '../errors.ts';
+import { checkInput, invalidUtf8 } from '../input-checks.ts';
+
+export { checkInput, MAX_JSON_DEPTH } from '../input-checks.ts';
 
 /**
- * Deepest nesting of objects and arrays accepted in a request. Deeper JSON is an attack, not data:
- * recursive code (JSON.stringify, PostgreSQL's jsonb) would overflow its stack on it.
+ * The HTTP side of the input guard (the rules are in src/input-checks.ts): JSON bodies must be UTF-8
+ * before they are parsed, query strings must be percent-encoded UTF-8 with one value per name, and
+ * params, query and body pass `checkInput`. Dataset uploads stream past Fastify's parsers: the
+ * dataset service applies the same rules to their bytes and rows.
  */
-export const MAX_JSON_DEPTH = 64;
 
-// PostgreSQL text and jsonb cannot hold NUL, and refuse unpaired UTF-16 surrogates: refuse them here
-// with a sentence instead of failing at the INSERT.
-const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-function describe(where: string, path: readonly (string | number)[]): string {
-  return path.length ? `${where}.${path.map(String).join('.').slice(0, 200)}` : where;
-}
-
-function checkString(where: string, path: readonly (string | number)[], value: string): void {
-  const bad = UNSTORABLE.exec(value);
-  if (!bad) return;
-  const what = bad[0] === '\u0000' ? 'a NUL character (\\u0000)' : 'an unpaired UTF-16 surrogate';
-  throw validation(`${describe(where, path)}: contains ${what}, which cannot be stored`, { field: describe(where, path) });
+/** Checks a request's params, query string and parsed JSON body; throws the 4xx to answer. */
+export function guardRequest(request: FastifyRequest): void {
+  checkInput('params', request.params);
+  const queryAt = request.url.indexOf('?');
+  if (queryAt !== -1) checkRawQuery(request.url.slice(queryAt + 1));
+  checkQueryShape(request.query);
+  checkInput('querystring', request.query);
+  const body = request.body;
+  if (body !== undefined && body !== null && typeof (body as { pipe?: unknown }).pipe !== 'function') checkInput('body', body);
 }
 
 /**
- * Walks a parsed body, query or params without recursion: refuses nesting deeper than
- * MAX_JSON_DEPTH and strings (values or keys) PostgreSQL cannot store.
+ * Every name and value must decode to UTF-8. Fastify's parser passes an undecodable `%FF` on as the
+ * three characters `%FF`, and raw bytes above 0x7F as Latin-1 characters: either way the route would
+ * see something other than what was sent.
  */
-export function checkInput(where: string, root: unknown): void {
-  if (root === null || root === undefined) return;
-  if (typeof root === 'string') return checkString(where, [], root);
-  if (typeof root !== 'object' || isEmpty(root)) return;
-  const stack: Array<{ value: object; depth: number; path: (string | number)[] }> = [{ value: root, depth: 1, path: [] }];
-  while (stack.length) {
-    const { value, depth, path } = stack.pop()!;
-    if (depth > MAX_JSON_DEPTH) {
-      throw new AppError('PAYLOAD_TOO_LARGE', `${describe(where, path.slice(0, 8))}: nested at least ${depth} levels deep, over the limit of ${MAX_JSON_DEPTH}`, { limit: MAX_JSON_DEPTH });
+function checkRawQuery(raw: string): void {
+  if (/[^\x21-\x7e]/.test(raw)) {
+    const bad = /[^\x21-\x7e]/.exec(raw)!;
+    throw validation(`querystring: contains the raw character U+${bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}; percent-encode it (as UTF-8)`, { field: 'querystring' });
+  }
+  for (const pair of raw.split('&')) {
+    const eq = pair.indexOf('=');
+    const [name, value] = eq === -1 ? [pair, ''] : [pair.slice(0, eq), pair.slice(eq + 1)];
+    const decodedName = decode(name);
+    const field = `querystring.${decodedName ?? name.slice(0, 100)}`;
+    if (decodedName === null || decode(value) === null) throw invalidUtf8(field, 'not valid percent-encoded UTF-8');
+  }
+}
+
+function decode(text: string): string | null {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '));
+  } catch {
+    return null;
+  }
+}
+
+/** One value per name: `status[]=x` and `status=a&status=b` were silently ignored or misread. */
+function checkQueryShape(query: unknown): void {
+  if (query === null || typeof query !== 'object') return;
+  for (const [name, value] of Object.entries(query)) {
+    if (/[[\]]/.test(name)) {
+      const base = name.slice(0, name.indexOf('[')) || name;
+      throw validation(`querystring.${name.slice(0, 100)}: array-shaped parameters are not accepted; give one value, e.g. ${base}=a (several values: ${base}=a,b where the parameter takes a list)`, { field: `querystring.${name.slice(0, 100)}` });
     }
-    const entries: Array<[string | number, unknown]> = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
-    for (const [key, child] of entries) {
-      if (typeof key === 'string') checkString(where, path, key);
-      if (typeof child === 'string') checkString(where, [...path, key], child);
-      else if (child !== null && typeof child === 'object') stack.push({ value: child, depth: depth + 1, path: depth < 8 ? [...path, key] : path });
+    if (Array.isArray(value)) {
+      throw validation(`querystring.${name.slice(0, 100)}: given ${value.length} times; give it once (several values: one comma-separated value where the parameter takes a list)`, { field: `querystring.${name.slice(0, 100)}` });
     }
   }
 }
 
-/** Most requests have no params or query: skip the walk (and its allocations) for them. */
-function isEmpty(value: object): boolean {
-  for (const _ in value) return false;
-  return true;
+/**
+ * Replaces Fastify's JSON body parser with one that refuses bytes that are not UTF-8 before parsing:
+ * the default decoder turns them into U+FFFD, and that is what would be stored.
+ */
+export function registerUtf8JsonParser(app: FastifyInstance): void {
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const bytes = body as Buffer;
+    if (!isUtf8(bytes)) {
+      done(invalidUtf8('body', 'an invalid byte sequence'), undefined);
+      return;
+    }
+    parseJson(request, bytes.toString('utf8'), done);
+  });
 }

@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import type { Config } from '../config/config.ts';
 import { AppError } from '../errors.ts';
 import type { RuntimeLimits } from '../ops/runtime-limits.ts';
-import { checkInput } from './input-guard.ts';
+import { guardRequest, registerUtf8JsonParser } from './input-guard.ts';
 import { addRouteHook } from './route-hooks.ts';
 
 /** Seconds a shed request is told to wait. */
@@ -105,16 +105,13 @@ export async function registerSecurity(app: FastifyInstance, deps: SecurityDeps)
   };
   const inputGuard: preValidationHookHandler = (request, _reply, done) => {
     try {
-      checkInput('params', request.params);
-      checkInput('querystring', request.query);
-      if (request.body !== undefined && request.body !== null && typeof request.body === 'object' && typeof (request.body as { pipe?: unknown }).pipe !== 'function') {
-        checkInput('body', request.body);
-      }
+      guardRequest(request);
     } catch (err) {
       return done(err as Error);
     }
     done();
   };
+  registerUtf8JsonParser(app);
   app.addHook('onRoute', (route) => {
     const methods = (Array.isArray(route.method) ? route.method : [route.method]).map((m) => String(m).toUpperCase());
     const takesBody = methods.some((m) => m !== 'GET' && m !== 'HEAD');

@@ -5,6 +5,13 @@ export interface JsonOutputOptions {
   allow_code_fence?: boolean;
 }
 
+/**
+ * Longest output the JSON scorers parse: JSON.parse and schema validation cannot yield to the event
+ * loop; 256 KiB parses in about 2 ms (bench/scorer-worst-case.ts). Longer outputs fail the scorer,
+ * saying so.
+ */
+export const MAX_JSON_OUTPUT_CHARS = 262_144;
+
 const FENCE = /^```[A-Za-z0-9_-]*[ \t]*\r?\n([\s\S]*?)\r?\n?```$/;
 
 /** Parses the output as JSON; returns the value or the parser's sentence. */

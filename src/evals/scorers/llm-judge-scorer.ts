@@ -1,5 +1,6 @@
 import { renderTemplate, type ChatMessage } from '../prompt-template.ts';
 import type { Provider } from '../providers/provider.ts';
+import { MAX_JSON_OUTPUT_CHARS } from './json-output.ts';
 import { expectedText, round, type Scorer } from './scorer.ts';
 
 export interface LlmJudgeScorerOptions {
@@ -104,6 +105,10 @@ export function llmJudgeScorer(name: string, options: LlmJudgeScorerOptions): Sc
         { messages, model: options.model, params: options.params ?? { temperature: 0 }, seed: options.seed ?? 0 },
         { signal: scoreOptions.signal },
       );
+      // A verdict is a line; parsing a huge reply (JSON.parse) would hold the event loop for nothing.
+      if (reply.output.length > MAX_JSON_OUTPUT_CHARS) {
+        return { score: 0, pass: false, reason: `the judge's reply of ${reply.output.length} characters is over the ${MAX_JSON_OUTPUT_CHARS} read for a verdict` };
+      }
       const verdict = parseJudgeReply(reply.output);
       if (verdict === null) {
         // A failing score rather than a throw: the case stays scored, and the reply is visible in the reason.

@@ -1,11 +1,12 @@
 import { z } from 'zod';
-import { EvalValidationError, formatZodIssues } from '../eval-errors.ts';
+import { EvalError, EvalValidationError, formatZodIssues } from '../eval-errors.ts';
 import { createProvider, providerConfigSchema, type ProviderFactoryDeps } from '../providers/provider-factory.ts';
 import type { Provider } from '../providers/provider.ts';
 import { containsScorer } from './contains-scorer.ts';
 import { exactScorer } from './exact-scorer.ts';
 import { compileJsonSchema, jsonSchemaScorer } from './json-schema-scorer.ts';
 import { jsonValidScorer } from './json-valid-scorer.ts';
+import { UnsupportedPatternError } from './linear-regex.ts';
 import { llmJudgeScorer } from './llm-judge-scorer.ts';
 import { numericScorer } from './numeric-scorer.ts';
 import { compileScorerRegex, regexScorer } from './regex-scorer.ts';
@@ -91,18 +92,20 @@ export const scorerListSchema = z
       } else {
         seen.set(scorer.name, i);
       }
+      // Patterns RE2 cannot run (lookaround, backreferences) are valid input the service refuses:
+      // parseScorerList reports them as a 422 once the list is otherwise valid.
       if (scorer.type === 'regex') {
         try {
           compileScorerRegex(scorer);
         } catch (error) {
-          ctx.addIssue({ code: 'custom', path: [i, 'pattern'], message: `invalid regular expression: ${messageOf(error)}` });
+          if (!(error instanceof UnsupportedPatternError)) ctx.addIssue({ code: 'custom', path: [i, 'pattern'], message: `invalid regular expression: ${messageOf(error)}` });
         }
       }
       if (scorer.type === 'json_schema') {
         try {
           compileJsonSchema(scorer.schema);
         } catch (error) {
-          ctx.addIssue({ code: 'custom', path: [i, 'schema'], message: `invalid JSON Schema: ${messageOf(error)}` });
+          if (!(error instanceof UnsupportedPatternError)) ctx.addIssue({ code: 'custom', path: [i, 'schema'], message: `invalid JSON Schema: ${messageOf(error)}` });
         }
       }
     }
@@ -110,12 +113,27 @@ export const scorerListSchema = z
 
 export type ScorerConfig = z.infer<typeof scorerConfigSchema>;
 
-/** Validates a scorer list; throws `EvalValidationError` naming each bad field (`scorers.1.pattern: ...`). */
+/**
+ * Validates a scorer list; throws `EvalValidationError` naming each bad field (`scorers.1.pattern: ...`),
+ * or an `UNPROCESSABLE` error naming the regex feature the linear-time engine lacks.
+ */
 export function parseScorerList(value: unknown, path = 'scorers'): ScorerConfig[] {
   const result = scorerListSchema.safeParse(value);
   if (!result.success) {
     const details = formatZodIssues(result.error, path);
     throw new EvalValidationError(`invalid scorers: ${details.join('; ')}`, details);
+  }
+  const unsupported: string[] = [];
+  for (const [i, scorer] of result.data.entries()) {
+    try {
+      if (scorer.type === 'regex') compileScorerRegex(scorer);
+      if (scorer.type === 'json_schema') compileJsonSchema(scorer.schema);
+    } catch (error) {
+      if (error instanceof UnsupportedPatternError) unsupported.push(`${path}.${i}.${scorer.type === 'regex' ? 'pattern' : 'schema'}: ${error.message}`);
+    }
+  }
+  if (unsupported.length > 0) {
+    throw new EvalError('UNPROCESSABLE', `unsupported pattern: ${unsupported.join('; ')}; patterns use RE2 syntax, which matches in linear time`, { problems: unsupported });
   }
   return result.data;
 }

@@ -60,8 +60,14 @@ export const datasetRoutes: FastifyPluginAsyncZod<{ datasets: DatasetService; up
       if (Number.isFinite(declared) && declared > uploadLimitBytes) {
         throw new AppError('PAYLOAD_TOO_LARGE', `body: ${declared} bytes is over the dataset upload limit of ${uploadLimitBytes} bytes (DATASET_UPLOAD_LIMIT_BYTES)`, { limit: uploadLimitBytes });
       }
-      const { snapshot, created } = await datasets.upload(request.body, { format, name: request.query.name, limitBytes: uploadLimitBytes });
-      return reply.status(created ? 201 : 200).send(snapshot);
+      try {
+        const { snapshot, created } = await datasets.upload(request.body, { format, name: request.query.name, limitBytes: uploadLimitBytes });
+        return reply.status(created ? 201 : 200).send(snapshot);
+      } catch (error) {
+        // The rest of the body may never come (a stalled client): answer, then close the connection.
+        if (!request.raw.complete) reply.header('connection', 'close');
+        throw error;
+      }
     },
   );
 
