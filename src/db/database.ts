@@ -6,6 +6,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { redactUrl } from '../config/config.ts';
 import { acquireDataDirLock } from './data-dir-lock.ts';
+import { PgliteReadStatementRunner, runReadStatementOnPostgres } from './read-statement-runner.ts';
 import type { Database } from './schema.ts';
 
 /** A connected database: Kysely plus what Kysely does not cover (LISTEN, probes, closing). */
@@ -21,6 +22,12 @@ export interface DatabaseHandle {
    * protocol so a second statement (`; COMMIT; DROP ...`) cannot slip past the read-only guard.
    */
   readOnlyQuery(text: string, timeoutMs: number): Promise<QueryResultTable>;
+  /**
+   * Runs an operator's statement (`evalops sql`): refused unless it is one read statement
+   * (read-statement-guard.ts), run as the least-privileged role, within `timeoutMs`, and never on
+   * this process's event loop (read-statement-runner.ts).
+   */
+  operatorQuery(text: string, timeoutMs: number): Promise<QueryResultTable>;
   /** Round-trips `SELECT 1` or rejects within `timeoutMs`, without tying up a pooled connection. */
   ping(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
@@ -93,6 +100,7 @@ function openPostgres(url: string, options: DatabaseOptions): DatabaseHandle {
         client.release();
       }
     },
+    operatorQuery: (text, timeoutMs) => runReadStatementOnPostgres(pool, text, timeoutMs),
     async ping(timeoutMs) {
       const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs + 1000 });
       // A connection dropped after the probe gave up must not become an uncaught exception.
@@ -195,6 +203,8 @@ async function openPglite(dataDir: string): Promise<DatabaseHandle> {
     throw err;
   }
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+  const operator = new PgliteReadStatementRunner(pglite, path.join(dataDir, 'pglite'), path.join(dataDir, 'sql-snapshots'));
+  await operator.removeStaleSnapshots().catch(() => {});
   return {
     kind: 'pglite',
     db,
@@ -208,6 +218,7 @@ async function openPglite(dataDir: string): Promise<DatabaseHandle> {
         return { columns: result.fields.map((f) => f.name), rows: result.rows };
       });
     },
+    operatorQuery: (text, timeoutMs) => operator.run(text, timeoutMs),
     async ping(timeoutMs) {
       await withTimeout(pglite.query('SELECT 1'), timeoutMs, 'the embedded database');
     },
