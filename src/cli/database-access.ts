@@ -42,7 +42,7 @@ export async function openDatabaseAccess(config: Config): Promise<DatabaseAccess
     return {
       via: 'direct',
       location: database.location,
-      query: (text, timeoutMs) => database.operatorQuery(text, timeoutMs),
+      query: async (text, timeoutMs) => JSON.parse(Buffer.from(await database.operatorQuery(text, timeoutMs)).toString('utf8')) as QueryResultTable,
       read: (text, timeoutMs) => database.readOnlyQuery(text, timeoutMs),
       migrationStatus: () => migrationStatus(database.db),
       migrateUp: () => migrateUp(database.db),

@@ -25,9 +25,11 @@ export interface DatabaseHandle {
   /**
    * Runs an operator's statement (`evalops sql`): refused unless it is one read statement
    * (read-statement-guard.ts), run as the least-privileged role, within `timeoutMs`, and never on
-   * this process's event loop (read-statement-runner.ts).
+   * this process's event loop (read-statement-runner.ts). Resolves to the result table
+   * (`{columns, rows}`) as JSON, serialized where the statement ran: a large result costs the
+   * caller's event loop no serialization.
    */
-  operatorQuery(text: string, timeoutMs: number): Promise<QueryResultTable>;
+  operatorQuery(text: string, timeoutMs: number): Promise<Uint8Array>;
   /** Round-trips `SELECT 1` or rejects within `timeoutMs`, without tying up a pooled connection. */
   ping(timeoutMs: number): Promise<void>;
   close(): Promise<void>;

@@ -13,7 +13,8 @@ export interface WorkerRequest {
 /** `running` once the snapshot is open (the timeout starts), then a result or an error. */
 export type WorkerReply =
   | { kind: 'running' }
-  | { kind: 'result'; columns: string[]; rows: unknown[][] }
+  /** The result table as JSON (`{columns, rows}`), serialized here rather than on the server's event loop. */
+  | { kind: 'result'; json: Uint8Array }
   | { kind: 'error'; message: string };
 
 // Runs only as the worker of read-statement-runner.ts, on a copy of the embedded database.
@@ -33,7 +34,8 @@ if (parentPort && workerData) {
       await tx.rollback();
       return r;
     });
-    send({ kind: 'result', columns: result.fields.map((f) => f.name), rows: result.rows });
+    const json = new TextEncoder().encode(JSON.stringify({ columns: result.fields.map((f) => f.name), rows: result.rows }));
+    port.postMessage({ kind: 'result', json } satisfies WorkerReply, [json.buffer as ArrayBuffer]);
   } catch (err) {
     send({ kind: 'error', message: (err as Error).message });
   }

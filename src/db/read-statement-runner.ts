@@ -18,6 +18,8 @@ export const READER_ROLE_USABLE_SQL = `SELECT pg_has_role(current_user, oid, 'ME
 const CLIENT_GRACE_MS = 2_000;
 /** How long the snapshot of the embedded database may take to open in its worker. */
 const SNAPSHOT_OPEN_MS = 120_000;
+/** Heap of the worker holding the result's rows and their JSON. */
+const WORKER_HEAP_MB = 512;
 
 /** A statement stopped by its timeout; the message names the setting. */
 export class StatementTimeoutError extends Error {
@@ -40,7 +42,7 @@ export class ReadStatementBusyError extends Error {
  * statement_timeout set and, when migration 0006 could make it, as the reader role. The client also
  * gives up (and drops the connection) shortly after the timeout, should the server not answer.
  */
-export async function runReadStatementOnPostgres(pool: pg.Pool, text: string, timeoutMs: number): Promise<QueryResultTable> {
+export async function runReadStatementOnPostgres(pool: pg.Pool, text: string, timeoutMs: number): Promise<Uint8Array> {
   await checkReadStatement(text);
   const client = await pool.connect();
   let broken: Error | undefined;
@@ -54,7 +56,8 @@ export async function runReadStatementOnPostgres(pool: pg.Pool, text: string, ti
       broken = new StatementTimeoutError(timeoutMs);
       (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
     });
-    return { columns: result.fields.map((f) => f.name), rows: result.rows as unknown[][] };
+    const table: QueryResultTable = { columns: result.fields.map((f) => f.name), rows: result.rows as unknown[][] };
+    return new TextEncoder().encode(JSON.stringify(table));
   } finally {
     if (!broken) await client.query('ROLLBACK').catch(() => {});
     // A connection given up on is not handed to anyone else.
@@ -102,7 +105,7 @@ export class PgliteReadStatementRunner {
     await rm(this.snapshotsDir, { recursive: true, force: true });
   }
 
-  async run(text: string, timeoutMs: number): Promise<QueryResultTable> {
+  async run(text: string, timeoutMs: number): Promise<Uint8Array> {
     await checkReadStatement(text);
     // One at a time: each holds a copy of the database on disk and a PGlite in memory.
     if (this.busy) throw new ReadStatementBusyError();
@@ -121,14 +124,16 @@ export class PgliteReadStatementRunner {
   }
 }
 
-function runInWorker(request: WorkerRequest, timeoutMs: number): Promise<QueryResultTable> {
+function runInWorker(request: WorkerRequest, timeoutMs: number): Promise<Uint8Array> {
   // Built, the worker is a .js beside this file; from source (tests, benchmarks under tsx) a .ts.
   const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
   const worker = new Worker(new URL(`./pglite-read-worker${ext}`, import.meta.url), {
     workerData: request,
     ...(ext === '.ts' ? { execArgv: [...process.execArgv, '--import', 'tsx'] } : {}),
+    // Rows and their JSON live in the worker's heap: a result too large for it ends the worker, not this process.
+    resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
   });
-  return new Promise<QueryResultTable>((resolve, reject) => {
+  return new Promise<Uint8Array>((resolve, reject) => {
     let timer = setTimeout(() => stop(new Error(`the snapshot of the embedded database did not open within ${SNAPSHOT_OPEN_MS} ms`)), SNAPSHOT_OPEN_MS);
     let settled = false;
     const stop = (err: Error) => {
@@ -145,12 +150,14 @@ function runInWorker(request: WorkerRequest, timeoutMs: number): Promise<QueryRe
       } else if (reply.kind === 'result') {
         settled = true;
         clearTimeout(timer);
-        void worker.terminate().finally(() => resolve({ columns: reply.columns, rows: reply.rows }));
+        void worker.terminate().finally(() => resolve(reply.json));
       } else {
         stop(new Error(reply.message));
       }
     });
-    worker.on('error', (err) => stop(err));
+    worker.on('error', (err) =>
+      stop((err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY' ? new Error(`the result does not fit in ${WORKER_HEAP_MB} MB; narrow it (LIMIT, fewer columns, an aggregate)`) : err),
+    );
     worker.on('exit', (code) => stop(new Error(`the statement's worker exited (code ${code}) without an answer`)));
   });
 }

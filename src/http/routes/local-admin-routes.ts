@@ -23,9 +23,10 @@ export const localAdminRoutes: FastifyPluginAsyncZod<{ database: DatabaseHandle;
   const body = z.object({ query: z.string().min(1).max(100_000), timeout_ms: z.number().int().min(100).max(600_000).default(30_000) });
 
   // `evalops sql`: the operator's statement, checked, as the reader role, off this event loop.
-  app.post('/local/sql', { schema: { hide: true, body } }, async (request) => {
+  app.post('/local/sql', { schema: { hide: true, body } }, async (request, reply) => {
     try {
-      return await database.operatorQuery(request.body.query, request.body.timeout_ms);
+      const json = await database.operatorQuery(request.body.query, request.body.timeout_ms);
+      return reply.type('application/json; charset=utf-8').send(Buffer.from(json.buffer, json.byteOffset, json.byteLength));
     } catch (err) {
       throw answerFor(err);
     }
