@@ -10,7 +10,7 @@ import { SUMMARY_LINE } from './support/report.ts';
  * end; a missed target is reported as FAIL in its line, not as an exit code (figures on a shared
  * 2-core machine are too noisy to gate on).
  */
-const SCRIPTS = ['health-throughput.ts', 'jobs-throughput.ts', 'claim-scaling.ts', 'eval-throughput.ts', 'eval-replay.ts', 'eval-cases.ts', 'eval-memory.ts', 'queue-throughput.ts', 'auth-overhead.ts', 'scorer-worst-case.ts'];
+const SCRIPTS = ['health-throughput.ts', 'jobs-throughput.ts', 'claim-scaling.ts', 'eval-throughput.ts', 'eval-replay.ts', 'eval-cases.ts', 'eval-memory.ts', 'queue-throughput.ts', 'auth-overhead.ts', 'scorer-worst-case.ts', 'sql-isolation.ts'];
 /** Bound on one benchmark, cleanup included. */
 const SCRIPT_TIMEOUT_MS = 30 * 60_000;
 

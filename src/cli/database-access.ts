@@ -13,7 +13,10 @@ export interface DatabaseAccess {
   /** `direct`, or `server` when a running evalops server holds the embedded database. */
   readonly via: 'direct' | 'server';
   readonly location: string;
+  /** The operator's statement (`evalops sql`): checked, least-privileged, bounded, off the server's event loop. */
   query(text: string, timeoutMs: number): Promise<QueryResultTable>;
+  /** One of evalops' own read queries (doctor, slo, incident): read-only, run where the database is. */
+  read(text: string, timeoutMs: number): Promise<QueryResultTable>;
   migrationStatus(): Promise<MigrationStatus>;
   migrateUp(): Promise<MigrateUpResult>;
   /** Direct access only: the database itself (apikey and limits commands use it). */
@@ -39,7 +42,8 @@ export async function openDatabaseAccess(config: Config): Promise<DatabaseAccess
     return {
       via: 'direct',
       location: database.location,
-      query: (text, timeoutMs) => database.readOnlyQuery(text, timeoutMs),
+      query: async (text, timeoutMs) => JSON.parse(Buffer.from(await database.operatorQuery(text, timeoutMs)).toString('utf8')) as QueryResultTable,
+      read: (text, timeoutMs) => database.readOnlyQuery(text, timeoutMs),
       migrationStatus: () => migrationStatus(database.db),
       migrateUp: () => migrateUp(database.db),
       db: database.db,
@@ -59,14 +63,14 @@ async function viaServer(config: Config, locked: DataDirLockedError): Promise<Da
   const info = JSON.parse(readFileSync(file, 'utf8')) as ServerInfo;
   if (info.pid !== lockHolder(config.dataDir)) throw noServer(`${file} belongs to another process (${info.pid})`);
 
-  const call = async <T>(method: string, route: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> => {
+  const call = async <T>(method: string, route: string, body?: unknown, headers: Record<string, string> = {}, waitMs = 120_000): Promise<T> => {
     let res: Response;
     try {
       res = await fetch(`${info.url}${route}`, {
         method,
         headers: { ...headers, authorization: `Bearer ${info.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
         ...(body ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(120_000),
+        signal: AbortSignal.timeout(waitMs),
       });
     } catch (err) {
       throw noServer(`its server at ${info.url} does not answer (${(err as Error).message})`);
@@ -80,7 +84,9 @@ async function viaServer(config: Config, locked: DataDirLockedError): Promise<Da
   return {
     via: 'server',
     location: `pglite:${config.dataDir} (through the server at ${info.url}, pid ${info.pid})`,
-    query: (text, timeoutMs) => call('POST', '/local/sql', { query: text, timeout_ms: timeoutMs }),
+    // The server snapshots the database and opens the copy before the statement's own timeout starts.
+    query: (text, timeoutMs) => call('POST', '/local/sql', { query: text, timeout_ms: timeoutMs }, {}, timeoutMs + 180_000),
+    read: (text, timeoutMs) => call('POST', '/local/read', { query: text, timeout_ms: timeoutMs }, {}, timeoutMs + 120_000),
     async migrationStatus() {
       const s = await call<MigrationStatus & { migrations: Array<{ executedAt: string | null }> }>('GET', '/local/migrations');
       return { ...s, migrations: s.migrations.map((m) => ({ ...m, executedAt: m.executedAt ? new Date(m.executedAt) : null })) } as MigrationStatus;

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { redactUrl } from '../config/config.ts';
 import { acquireDataDirLock } from './data-dir-lock.ts';
 import { createBoundedPool, destroySocket, type PostgresWaits, postgresWaits, probe } from './postgres-pool.ts';
+import { PgliteReadStatementRunner, runReadStatementOnPostgres } from './read-statement-runner.ts';
 import type { Database } from './schema.ts';
 
 /** A connected database: Kysely plus what Kysely does not cover (LISTEN, probes, closing). */
@@ -22,6 +23,14 @@ export interface DatabaseHandle {
    * protocol so a second statement (`; COMMIT; DROP ...`) cannot slip past the read-only guard.
    */
   readOnlyQuery(text: string, timeoutMs: number): Promise<QueryResultTable>;
+  /**
+   * Runs an operator's statement (`evalops sql`): refused unless it is one read statement
+   * (read-statement-guard.ts), run as the least-privileged role, within `timeoutMs`, and never on
+   * this process's event loop (read-statement-runner.ts). Resolves to the result table
+   * (`{columns, rows}`) as JSON, serialized where the statement ran: a large result costs the
+   * caller's event loop no serialization.
+   */
+  operatorQuery(text: string, timeoutMs: number): Promise<Uint8Array>;
   /** Round-trips `SELECT 1` or rejects within `timeoutMs`, without tying up a pooled connection. */
   ping(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
@@ -100,6 +109,7 @@ function openPostgres(url: string, options: DatabaseOptions): DatabaseHandle {
         client.release();
       }
     },
+    operatorQuery: (text, timeoutMs) => runReadStatementOnPostgres(bounded, text, timeoutMs),
     ping: (timeoutMs) => probe(url, timeoutMs),
     async close() {
       await Promise.allSettled(listeners.map((stop) => stop()));
@@ -221,6 +231,8 @@ async function openPglite(dataDir: string): Promise<DatabaseHandle> {
     throw err;
   }
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+  const operator = new PgliteReadStatementRunner(pglite, path.join(dataDir, 'pglite'), path.join(dataDir, 'sql-snapshots'));
+  await operator.removeStaleSnapshots().catch(() => {});
   return {
     kind: 'pglite',
     db,
@@ -234,6 +246,7 @@ async function openPglite(dataDir: string): Promise<DatabaseHandle> {
         return { columns: result.fields.map((f) => f.name), rows: result.rows };
       });
     },
+    operatorQuery: (text, timeoutMs) => operator.run(text, timeoutMs),
     async ping(timeoutMs) {
       await withTimeout(pglite.query('SELECT 1'), timeoutMs, 'the embedded database');
     },

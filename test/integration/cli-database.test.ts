@@ -81,9 +81,10 @@ describe('evalops sql', () => {
     await seedRunbookJobs(d);
     const write = await runCli(['sql', 'DELETE FROM jobs'], d.env);
     expect(write.code).toBe(1);
-    expect(write.stderr).toContain('read-only transaction');
+    expect(write.stderr).toContain('refused: DELETE is not a read statement');
     const smuggled = await runCli(['sql', 'SELECT 1; COMMIT; DELETE FROM jobs'], d.env);
     expect(smuggled.code).toBe(1);
+    expect(smuggled.stderr).toContain('one statement only');
     const count = await runCli(['sql', '--json', 'SELECT count(*) AS n FROM jobs'], d.env);
     expect(JSON.parse(count.stdout)).toEqual([{ n: 11 }]);
     const csv = await runCli(['sql', '--csv', "SELECT 'a,b' AS x, 2 AS y"], d.env);

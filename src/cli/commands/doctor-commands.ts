@@ -42,7 +42,7 @@ export function registerDoctorCommand(program: Command): void {
         async openDatabase() {
           const access = await openDatabaseAccess(config);
           return {
-            read: (text: string) => access.query(text, QUERY_TIMEOUT_MS),
+            read: (text: string) => access.read(text, QUERY_TIMEOUT_MS),
             migrationStatus: () => access.migrationStatus(),
             location: access.location,
             via: access.via,

@@ -41,7 +41,7 @@ async function withIncidents<T>(config: Config, body: (ops: IncidentOperations) 
 
 async function operations(access: DatabaseAccess, config: Config): Promise<IncidentOperations> {
   if (access.db) {
-    const service = new IncidentService({ db: access.db, read: (text) => access.query(text, 30_000), slo: await sloConfigFor(config) });
+    const service = new IncidentService({ db: access.db, read: (text) => access.read(text, 30_000), slo: await sloConfigFor(config) });
     return {
       start: (input) => service.start(input),
       update: (input) => service.update(input),

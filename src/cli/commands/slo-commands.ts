@@ -27,7 +27,7 @@ export async function sloConfigFor(config: Config): Promise<SloConfig> {
 export async function measureFromDatabase(config: Config, slo: SloConfig): Promise<SloStatusReport> {
   const access = await openDatabaseAccess(config);
   try {
-    return await measureSlos((text) => access.query(text, QUERY_TIMEOUT_MS), slo);
+    return await measureSlos((text) => access.read(text, QUERY_TIMEOUT_MS), slo);
   } catch (err) {
     if (err instanceof CliError) throw err;
     const message = (err as Error).message;

@@ -3,6 +3,8 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { DatabaseHandle } from '../../db/database.ts';
 import { migrateUp, migrationStatus } from '../../db/migrator.ts';
+import { checkReadStatement, RefusedStatementError } from '../../db/read-statement-guard.ts';
+import { ReadStatementBusyError } from '../../db/read-statement-runner.ts';
 import { AppError } from '../../errors.ts';
 
 /**
@@ -18,18 +20,28 @@ export const localAdminRoutes: FastifyPluginAsyncZod<{ database: DatabaseHandle;
     }
   });
 
-  app.post(
-    '/local/sql',
-    { schema: { hide: true, body: z.strictObject({ query: z.string().min(1).max(100_000), timeout_ms: z.number().int().min(100).max(600_000).default(30_000) }) } },
-    async (request) => {
-      try {
-        return await database.readOnlyQuery(request.body.query, request.body.timeout_ms);
-      } catch (err) {
-        // The operator's SQL is input: its errors are answers, not server faults.
-        throw new AppError('VALIDATION', `query failed: ${(err as Error).message}`);
-      }
-    },
-  );
+  const body = z.strictObject({ query: z.string().min(1).max(100_000), timeout_ms: z.number().int().min(100).max(600_000).default(30_000) });
+
+  // `evalops sql`: the operator's statement, checked, as the reader role, off this event loop.
+  app.post('/local/sql', { schema: { hide: true, body } }, async (request, reply) => {
+    try {
+      const json = await database.operatorQuery(request.body.query, request.body.timeout_ms);
+      return reply.type('application/json; charset=utf-8').send(Buffer.from(json.buffer, json.byteOffset, json.byteLength));
+    } catch (err) {
+      throw answerFor(err);
+    }
+  });
+
+  // The CLI's own reads (doctor, slo, incident) through this server: fixed queries of evalops that
+  // take milliseconds, run here directly; still only one read statement.
+  app.post('/local/read', { schema: { hide: true, body } }, async (request) => {
+    try {
+      await checkReadStatement(request.body.query);
+      return await database.readOnlyQuery(request.body.query, request.body.timeout_ms);
+    } catch (err) {
+      throw answerFor(err);
+    }
+  });
 
   app.get('/local/migrations', { schema: { hide: true } }, async () => migrationStatus(database.db));
 
@@ -38,3 +50,10 @@ export const localAdminRoutes: FastifyPluginAsyncZod<{ database: DatabaseHandle;
     return { applied: result.applied, error: result.error?.message ?? null, failed: result.failed ?? null };
   });
 };
+
+/** The operator's SQL is input: a refusal or a failing statement is an answer, not a server fault. */
+function answerFor(err: unknown): AppError {
+  if (err instanceof RefusedStatementError) return new AppError('VALIDATION', err.message);
+  if (err instanceof ReadStatementBusyError) return new AppError('CONFLICT', err.message);
+  return new AppError('VALIDATION', `query failed: ${(err as Error).message}`);
+}
