@@ -1,10 +1,9 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { AppError } from '../../errors.ts';
 import type { AccessAdmin } from '../../ops/access-admin.ts';
 import { SCOPES } from '../../ops/api-key-service.ts';
+import { localTokenCheck } from './local-token.ts';
 
 const keyInfo = z.object({
   key_id: z.string(),
@@ -127,13 +126,7 @@ const CLI_ACTOR = /^cli:[\w.@-]{1,64}$/;
  * (mode 0600) like the other local routes. The CLI names its OS user in `x-evalops-actor`.
  */
 export const localAccessRoutes: FastifyPluginAsyncZod<{ admin: AccessAdmin; token: string }> = async (app, { admin, token }) => {
-  const expected = Buffer.from(`Bearer ${token}`);
-  app.addHook('onRequest', async (request) => {
-    const given = Buffer.from(request.headers.authorization ?? '');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new AppError('UNAUTHORIZED', 'local admin routes need the token from DATA_DIR/server.json');
-    }
-  });
+  app.addHook('onRequest', localTokenCheck(token));
   const actorOf = (request: FastifyRequest) => {
     const claimed = request.headers['x-evalops-actor'];
     return typeof claimed === 'string' && CLI_ACTOR.test(claimed) ? claimed : 'cli:local';

@@ -1,8 +1,7 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { AppError } from '../../errors.ts';
 import type { EndRequest, IncidentService, StartRequest, UpdateRequest } from '../../ops/incident-service.ts';
+import { localTokenCheck } from './local-token.ts';
 
 /**
  * `evalops incident` through the server that holds the embedded database (PGlite admits one
@@ -10,13 +9,7 @@ import type { EndRequest, IncidentService, StartRequest, UpdateRequest } from '.
  * the other /local routes; hidden from /docs.
  */
 export const localIncidentRoutes: FastifyPluginAsyncZod<{ incidents: IncidentService; token: string }> = async (app, { incidents, token }) => {
-  const expected = Buffer.from(`Bearer ${token}`);
-  app.addHook('onRequest', async (request) => {
-    const given = Buffer.from(request.headers.authorization ?? '');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new AppError('UNAUTHORIZED', 'local routes need the token from DATA_DIR/server.json');
-    }
-  });
+  app.addHook('onRequest', localTokenCheck(token));
   // The service validates the bodies (startRequestSchema, …): its messages name the field.
   app.post('/local/incidents/start', { schema: { hide: true } }, async (request) => incidents.start(request.body as StartRequest));
   app.post('/local/incidents/update', { schema: { hide: true } }, async (request) => incidents.update(request.body as UpdateRequest));

@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { DatabaseHandle } from '../../db/database.ts';
@@ -6,19 +5,14 @@ import { migrateUp, migrationStatus } from '../../db/migrator.ts';
 import { checkReadStatement, RefusedStatementError } from '../../db/read-statement-guard.ts';
 import { ReadStatementBusyError } from '../../db/read-statement-runner.ts';
 import { AppError } from '../../errors.ts';
+import { localTokenCheck } from './local-token.ts';
 
 /**
  * Lets the CLI reach the embedded database while this server holds it (PGlite allows one process).
  * Authenticated by the token the server wrote to DATA_DIR/server.json (mode 0600); hidden from /docs.
  */
 export const localAdminRoutes: FastifyPluginAsyncZod<{ database: DatabaseHandle; token: string }> = async (app, { database, token }) => {
-  const expected = Buffer.from(`Bearer ${token}`);
-  app.addHook('onRequest', async (request) => {
-    const given = Buffer.from(request.headers.authorization ?? '');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new AppError('UNAUTHORIZED', 'local admin routes need the token from DATA_DIR/server.json');
-    }
-  });
+  app.addHook('onRequest', localTokenCheck(token));
 
   const body = z.strictObject({ query: z.string().min(1).max(100_000), timeout_ms: z.number().int().min(100).max(600_000).default(30_000) });
 
