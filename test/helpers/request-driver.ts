@@ -22,6 +22,22 @@ export interface DriveOptions {
   onTick?: (elapsedMs: number) => void;
 }
 
+/** An onTick for drive(): pauses the proxy at `startMs` and resumes it `lengthMs` later, once each. */
+export function partitionWindow(proxy: { pause(): void; resume(): void }, startMs: number, lengthMs: number): (elapsedMs: number) => void {
+  let paused = false;
+  let resumed = false;
+  return (elapsed) => {
+    if (!paused && elapsed >= startMs) {
+      paused = true;
+      proxy.pause();
+    }
+    if (!resumed && elapsed >= startMs + lengthMs) {
+      resumed = true;
+      proxy.resume();
+    }
+  };
+}
+
 /** The job ids a submit or a batch submit was answered with. */
 export function acceptedJobIds(outcomes: Outcome[]): string[] {
   return outcomes

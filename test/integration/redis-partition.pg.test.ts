@@ -2,7 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/processes.ts';
 import { deletePrefix, startTestWorker, TEST_REDIS_URL, type TestWorker, testPrefix } from '../helpers/queue-test-support.ts';
-import { acceptedJobIds, drive, expectBoundedAnswers, summarize } from '../helpers/request-driver.ts';
+import { acceptedJobIds, drive, expectBoundedAnswers, partitionWindow, summarize } from '../helpers/request-driver.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.ts';
 import { startTestServer, type TestServer } from '../helpers/test-server.ts';
@@ -45,23 +45,12 @@ describe("a partition between the API and Redis (queue mode)", () => {
       const first = await server.api('POST', '/v1/jobs', { type: 'noop' });
       expect(first.status).toBe(202);
 
-      let paused = false;
-      let resumed = false;
       const { outcomes, maxInFlight } = await drive({
         baseUrl: server.url,
         knownJobId: first.body.job_id,
         ratePerSecond: RATE_PER_S,
         durationMs: 1500 + PARTITION_MS + 1500,
-        onTick(elapsed) {
-          if (!paused && elapsed >= 1500) {
-            paused = true;
-            proxy.pause();
-          }
-          if (!resumed && elapsed >= 1500 + PARTITION_MS) {
-            resumed = true;
-            proxy.resume();
-          }
-        },
+        onTick: partitionWindow(proxy, 1500, PARTITION_MS),
       });
       proxy.resume();
       const summary = summarize(outcomes, maxInFlight);
