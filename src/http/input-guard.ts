@@ -77,6 +77,42 @@ export function registerUtf8JsonParser(app: FastifyInstance): void {
       done(invalidUtf8('body', 'an invalid byte sequence'), undefined);
       return;
     }
-    parseJson(request, bytes.toString('utf8'), done);
+    const text = bytes.toString('utf8');
+    parseJson(request, text, (error, value) => {
+      if (error) done(explainRefusedJson(text) ?? error, undefined);
+      else done(null, value);
+    });
   });
+}
+
+/**
+ * Fastify's parser refuses `__proto__` keys and `constructor` keys holding `prototype` (they could
+ * change the prototype of the objects built from the body) with the same "not valid JSON" as a
+ * syntax error, which is untrue and names nothing: a JSON Schema with such a property name was
+ * refused without saying where. Parsed again with JSON.parse (which makes such keys plain own
+ * properties), the body tells which key was refused, and where; null when it is not JSON at all.
+ */
+function explainRefusedJson(text: string): Error | null {
+  let root: unknown;
+  try {
+    root = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  // Iterative: the body may be nested deeper than the stack allows recursion (the depth guard runs later).
+  const stack: Array<{ value: unknown; path: string }> = [{ value: root, path: 'body' }];
+  while (stack.length > 0) {
+    const { value, path } = stack.pop()!;
+    if (value === null || typeof value !== 'object') continue;
+    for (const [key, child] of Object.entries(value)) {
+      const at = `${path}.${key}`.slice(0, 300);
+      const hasPrototype = key === 'constructor' && child !== null && typeof child === 'object' && Object.prototype.hasOwnProperty.call(child, 'prototype');
+      if (key === '__proto__' || hasPrototype) {
+        const what = key === '__proto__' ? 'the key "__proto__"' : 'a "constructor" key holding "prototype"';
+        return validation(`${at}: ${what} is not accepted (it could alter the prototypes of the objects built from the body); rename it`, { field: at });
+      }
+      stack.push({ value: child, path: at });
+    }
+  }
+  return null;
 }
